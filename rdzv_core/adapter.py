@@ -1,0 +1,178 @@
+"""The adapter contract: what a store author implements.
+
+An adapter is a thin layer over one store's client library. It implements a
+handful of primitives over *relative* keys of one run (the adapter maps them
+into the run's namespace, e.g. ``{rdzv}:{run-id}:state`` on Redis); the core
+adds everything that is the same for every store: framing, CAS retry,
+deadlines, error mapping and the bridge into torch.
+
+Rules every adapter follows (the conformance suite checks them):
+
+* Values are ``bytes``. A key written by :meth:`StateStore.add` holds the
+  counter as ASCII decimal (``b"7"``), so ``read`` of a counter returns it.
+* ``cas`` is atomic. Its ``token`` is an opaque version handed out by
+  ``read``/``cas``; ``None`` means "create only if absent". On a lost race it
+  returns the current value and token with ``applied=False``.
+* Every primitive returns or raises within the adapter's own I/O timeout
+  (``read_timeout``). Transient failures raise an exception whose type is in
+  ``retryable_errors``; the core retries those until the operation's deadline.
+* An instance is used from several threads at once and must be thread-safe;
+  a client connection is never used across ``fork`` (see :meth:`after_fork`).
+* Client libraries are imported in :meth:`from_params`, never at module
+  import: torch imports every ``torchrun.handlers`` entry point on launch.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+
+from rdzv_core.retry import Backoff
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch.distributed as dist
+    from torch.distributed.elastic.rendezvous import RendezvousParameters
+
+#: An adapter's version token: opaque to the core, compared only by the store.
+Token = Any
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """A value read from the store together with its version token."""
+
+    value: bytes
+    token: Token
+
+
+@dataclass(frozen=True, slots=True)
+class CasResult:
+    """The outcome of :meth:`StateStore.cas`.
+
+    ``value``/``token`` describe what the key holds *after* the call: our value
+    when ``applied`` is true, otherwise the competing value (``None`` when the
+    key does not exist).
+    """
+
+    value: bytes | None
+    token: Token
+    applied: bool
+
+
+class StateStore(ABC):
+    """Abstract base class of every rdzv adapter (one instance per run).
+
+    Subclasses set :attr:`name`, implement the abstract primitives and
+    :meth:`from_params`, and may override the optional ones (``wait``,
+    ``read_many``, ``native_store``) where the store does better than the
+    generic fallbacks written here.
+    """
+
+    #: The backend name users pass to ``--rdzv-backend`` (``"redis"``).
+    name: ClassVar[str] = ""
+    #: ``--rdzv-conf`` keys this adapter understands, beyond the core's own.
+    conf_keys: ClassVar[frozenset[str]] = frozenset()
+    #: Whether ``write(..., ttl=...)`` expires keys natively.
+    supports_ttl: ClassVar[bool] = False
+
+    #: Exception types the core retries (transient: connection reset,
+    #: timeout, leader change). Usually set in ``__init__`` once the client
+    #: library is imported.
+    retryable_errors: tuple[type[BaseException], ...] = ()
+    #: Every exception type the client library raises; those that are not
+    #: retryable (bad password, TLS failure) fail fast with a clear message.
+    client_errors: tuple[type[BaseException], ...] = ()
+
+    @classmethod
+    @abstractmethod
+    def from_params(cls, params: RendezvousParameters) -> StateStore:
+        """Parse ``params.endpoint`` and the adapter's conf keys, then connect.
+
+        Raise ``ValueError`` naming the offending key or endpoint for bad
+        input; the core adds the backend name and re-raises it as a
+        configuration error.
+        """
+
+    @property
+    @abstractmethod
+    def endpoint(self) -> str:
+        """A human-readable description of where the store is (for errors)."""
+
+    # -- primitives -----------------------------------------------------------
+
+    @abstractmethod
+    def read(self, key: str) -> Versioned | None:
+        """Return the value and version token of ``key``, or ``None``."""
+
+    @abstractmethod
+    def cas(self, key: str, token: Token | None, value: bytes) -> CasResult:
+        """Atomically replace ``key`` if its version is still ``token``.
+
+        ``token=None`` creates the key only if it does not exist.
+        """
+
+    @abstractmethod
+    def write(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        """Unconditionally set ``key``; with ``ttl`` it expires after that many
+        seconds (adapters with ``supports_ttl = False`` may ignore it)."""
+
+    @abstractmethod
+    def add(self, key: str, amount: int) -> int:
+        """Atomically add ``amount`` to the counter at ``key`` (missing = 0)
+        and return the new value."""
+
+    @abstractmethod
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; return whether it existed."""
+
+    @abstractmethod
+    def count(self, prefix: str) -> int:
+        """Return how many keys of this run start with ``prefix``."""
+
+    def close(self) -> None:
+        """Release the client's connections. Idempotent."""
+
+    def after_fork(self) -> None:
+        """Drop connections inherited from the parent process.
+
+        The core calls this in a child process before its first operation
+        there; adapters whose client is not fork-safe reconnect here.
+        """
+
+    # -- optional primitives with generic fallbacks ----------------------------
+
+    def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Return the values of ``keys`` (``None`` for missing ones)."""
+        values: list[bytes | None] = []
+        for key in keys:
+            found = self.read(key)
+            values.append(found.value if found is not None else None)
+        return values
+
+    def wait(self, keys: Sequence[str], timeout: float) -> bool:
+        """Block until every key in ``keys`` exists or ``timeout`` seconds pass.
+
+        Returns whether all keys exist. This fallback polls with exponential
+        backoff (5 ms doubling to 200 ms); adapters with watch/notify override
+        it so that waiters wake as soon as the key is written.
+        """
+        deadline = time.monotonic() + timeout
+        backoff = Backoff(initial=0.005, maximum=0.2)
+        while True:
+            if all(value is not None for value in self.read_many(keys)):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(backoff.next_delay(), remaining))
+
+    def native_store(self) -> dist.Store | None:
+        """Return the store's own ``torch.distributed.Store``, if it has one.
+
+        For c10d stores this is the TCPStore/FileStore itself; every other
+        adapter returns ``None`` and the core builds a bridge Store from the
+        primitives above.
+        """
+        return None

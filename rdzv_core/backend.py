@@ -1,0 +1,164 @@
+"""torch's ``RendezvousBackend`` over any adapter.
+
+torch's ``DynamicRendezvousHandler`` keeps the whole rendezvous in one pickled
+blob that every node reads and CASes. This backend stores that blob as one
+framed value (see :mod:`rdzv_core.codec`) and hands torch a small fencing
+token that wraps the adapter's version token and the frame's identity.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+from torch.distributed.elastic.rendezvous import (
+    RendezvousConnectionError,
+    RendezvousStateError,
+    RendezvousTimeoutError,
+)
+from torch.distributed.elastic.rendezvous.dynamic_rendezvous import RendezvousBackend
+
+from rdzv_core.adapter import Token, Versioned
+from rdzv_core.codec import Frame, FrameCodec, FrameError, lineage_after, new_nonce
+from rdzv_core.guarded import GuardedStore, StoreFailure
+
+#: The adapter key (relative to the run's namespace) of torch's state blob.
+STATE_KEY = "state"
+
+
+@dataclass(frozen=True, slots=True)
+class FenceToken:
+    """What torch holds between ``get_state`` and ``set_state``."""
+
+    version: Token
+    frame: Frame
+
+
+@dataclass
+class BackendStats:
+    """Counters a benchmark reads: how hard the backend worked."""
+
+    reads: int = 0
+    cas_attempts: int = 0
+    cas_lost: int = 0
+    bytes_written: int = 0
+    bytes_read: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, **deltas: int) -> None:
+        """Add ``deltas`` to the named counters."""
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+
+
+def rendezvous_error(failure: StoreFailure) -> Exception:
+    """Map a store failure to torch's rendezvous-side error type."""
+    if failure.timed_out:
+        return RendezvousTimeoutError(str(failure))
+    return RendezvousConnectionError(str(failure))
+
+
+class RdzvBackend(RendezvousBackend):
+    """A ``RendezvousBackend`` that keeps torch's state in any rdzv adapter.
+
+    ``name`` is whatever the user passed to ``--rdzv-backend`` (torch's
+    ``create_handler`` insists the two match). ``cas_backoff_ms`` > 0 delays
+    the return of a lost ``set_state`` by a random time scaled by how many
+    races this backend lost in a row, to thin out contention.
+    """
+
+    def __init__(
+        self,
+        store: GuardedStore,
+        name: str,
+        codec: FrameCodec,
+        cas_backoff_ms: float = 0.0,
+        key: str = STATE_KEY,
+    ) -> None:
+        self._store = store
+        self._name = name
+        self._codec = codec
+        self._key = key
+        self._cas_backoff = cas_backoff_ms / 1000.0
+        self._lost_in_row = 0
+        self.stats = BackendStats()
+
+    @property
+    def name(self) -> str:
+        """See base class."""
+        return self._name
+
+    def _decode(self, found: Versioned) -> tuple[bytes, FenceToken]:
+        try:
+            frame = self._codec.decode(found.value)
+        except FrameError as exc:
+            raise RendezvousStateError(
+                f"rdzv backend '{self._name}' at {self._store.adapter.endpoint}: the rendezvous state "
+                f"under key '{self._key}' is unusable: {exc}"
+            ) from exc
+        return frame.payload, FenceToken(found.token, frame)
+
+    def get_state(self) -> tuple[bytes, Token] | None:
+        """See base class."""
+        try:
+            found = self._store.read(self._key)
+        except StoreFailure as failure:
+            raise rendezvous_error(failure) from failure
+        if found is None:
+            return None
+        self.stats.record(reads=1, bytes_read=len(found.value))
+        return self._decode(found)
+
+    def set_state(self, state: bytes, token: Token | None = None) -> tuple[bytes, Token, bool] | None:
+        """See base class."""
+        if token is not None and not isinstance(token, FenceToken):
+            # Not one of ours (torch only hands back what we gave it): treat as
+            # stale, as torch's own backends do, and report the current state.
+            current = self.get_state()
+            return None if current is None else (*current, False)
+        parent = token.frame if token is not None else None
+        nonce = new_nonce()
+        value = self._codec.encode(state, nonce, parent)
+
+        def landed(current: Versioned | None) -> bool:
+            if current is None:
+                return False
+            try:
+                return self._codec.decode(current.value).descends_from(nonce)
+            except FrameError:
+                return False
+
+        try:
+            result = self._store.cas(self._key, token.version if token is not None else None, value, landed)
+        except StoreFailure as failure:
+            raise rendezvous_error(failure) from failure
+        self.stats.record(cas_attempts=1, bytes_written=len(value))
+        if result.value is None:
+            self.stats.record(cas_lost=1)
+            return None
+        if result.applied and result.value == value:
+            self._lost_in_row = 0
+            return state, FenceToken(result.token, Frame(state, nonce, lineage_after(parent))), True
+        payload, fence = self._decode(Versioned(result.value, result.token))
+        self.stats.record(bytes_read=len(result.value))
+        if result.applied:
+            # Our write landed but was already built upon (settled after a lost reply).
+            self._lost_in_row = 0
+            return payload, fence, True
+        self.stats.record(cas_lost=1)
+        if self._cas_backoff > 0:
+            self._back_off_after_loss()
+            fresh = self.get_state()
+            if fresh is None:
+                return None
+            payload, fence = fresh
+        return payload, fence, False
+
+    def _back_off_after_loss(self) -> None:
+        """Sleep a random time that grows with the races lost in a row."""
+        self._lost_in_row += 1
+        ceiling = self._cas_backoff * min(self._lost_in_row, 16)
+        time.sleep(random.uniform(0, ceiling))

@@ -1,0 +1,47 @@
+"""The ``rdzv`` command: ``rdzv backends`` and ``rdzv run``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from rdzv_core.plugins import NAME_PREFIX, load_registry
+
+
+def list_backends() -> int:
+    """Print installed adapters and load failures; exit 1 if any failed."""
+    registry = load_registry()
+    rows = [("backend", "torchrun names", "distribution", "version", "status")]
+    for name, info in sorted(registry.adapters.items()):
+        rows.append((name, f"{name}, {NAME_PREFIX}{name}", info.distribution, info.version, "ok"))
+    for failure in registry.failures:
+        label = ", ".join(failure.names) or failure.plugin
+        rows.append((label, "-", failure.distribution, failure.version, f"FAILED: {failure.error}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+    if not registry.adapters and not registry.failures:
+        print("no rdzv backends installed: pip install rdzv-c10d (or rdzv-redis, rdzv-etcd)")
+    return 1 if registry.failures else 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``rdzv`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "run":
+        from rdzv_core.launcher import main as run_main
+
+        run_main(argv[1:])
+        return
+    parser = argparse.ArgumentParser(prog="rdzv", description="Pluggable rendezvous backends for torchrun.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("backends", help="list installed rdzv backends and any load errors")
+    sub.add_parser("run", help="rdzv-run: torchrun with rdzv's backends (takes torchrun's arguments)")
+    args = parser.parse_args(argv)
+    if args.command == "backends":
+        raise SystemExit(list_backends())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,77 @@
+"""Build torch's rendezvous objects from ``RendezvousParameters``.
+
+This is the bridge into torch: pick the adapter by name, validate the
+configuration, connect, wrap the adapter in the core (retry, deadlines,
+framing) and hand torch a ``RendezvousBackend`` plus a ``Store``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from rdzv_core.config import CORE_KEYS, TORCH_KEYS, ConfReader, CoreConfig
+from rdzv_core.errors import RdzvConfigError
+from rdzv_core.plugins import BackendRegistry, load_registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch.distributed as dist
+    from torch.distributed.elastic.rendezvous import RendezvousHandler, RendezvousParameters
+
+    from rdzv_core.adapter import StateStore
+    from rdzv_core.backend import RdzvBackend
+
+
+def connect_adapter(params: RendezvousParameters, registry: BackendRegistry | None = None) -> tuple[StateStore, CoreConfig]:
+    """Select, configure and connect the adapter that ``params.backend`` names."""
+    from torch.distributed.elastic.rendezvous import RendezvousConnectionError
+
+    registry = registry if registry is not None else load_registry()
+    adapter_cls = registry.get(params.backend)
+    conf = ConfReader.of(params)
+    conf.reject_unknown(TORCH_KEYS | CORE_KEYS | adapter_cls.conf_keys)
+    core = CoreConfig.from_reader(conf)
+    if not params.run_id:
+        raise RdzvConfigError(f"rdzv backend '{params.backend}': the run id (--rdzv-id) must not be empty")
+    try:
+        adapter = adapter_cls.from_params(params)
+    except RdzvConfigError:
+        raise
+    except ValueError as exc:
+        raise RdzvConfigError(f"rdzv backend '{params.backend}': {exc}") from exc
+    except (OSError, *adapter_cls.client_errors) as exc:
+        raise RendezvousConnectionError(
+            f"rdzv backend '{params.backend}': cannot connect to {params.endpoint!r}: {type(exc).__name__}: {exc}"
+        ) from exc
+    return adapter, core
+
+
+def create_backend(
+    params: RendezvousParameters, registry: BackendRegistry | None = None
+) -> tuple[RdzvBackend, dist.Store]:
+    """The ``(RendezvousBackend, Store)`` pair torch's handler runs on."""
+    from rdzv_core.backend import RdzvBackend
+    from rdzv_core.bridge import BridgeStore
+    from rdzv_core.codec import FrameCodec
+    from rdzv_core.guarded import GuardedStore
+
+    adapter, core = connect_adapter(params, registry)
+    guarded = GuardedStore(adapter, params.backend, core.read_timeout)
+    codec = FrameCodec(core.secret, core.compress_threshold)
+    backend = RdzvBackend(guarded, params.backend, codec, core.cas_backoff_ms)
+    store = adapter.native_store() or BridgeStore(guarded, timedelta(seconds=core.read_timeout))
+    return backend, store
+
+
+def create_rdzv_handler(params: RendezvousParameters, registry: BackendRegistry | None = None) -> RendezvousHandler:
+    """A rendezvous handler for ``params`` (the creator torch's registry calls)."""
+    from torch.distributed.elastic.rendezvous.dynamic_rendezvous import create_handler
+
+    protocol = ConfReader.of(params).choice("protocol", ("torch", "scalable"), "torch")
+    if protocol == "scalable":
+        raise RdzvConfigError(
+            f"rdzv backend '{params.backend}': --rdzv-conf protocol=scalable is not available in this "
+            "release; use protocol=torch (the default)"
+        )
+    backend, store = create_backend(params, registry)
+    return create_handler(store, backend, params)

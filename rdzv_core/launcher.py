@@ -1,0 +1,71 @@
+"""``rdzv-run``: torchrun with rdzv's adapters behind ``--rdzv-backend``.
+
+It takes torchrun's arguments unchanged and runs torch's own launcher. The
+only difference: every installed rdzv adapter is registered in torch's
+handler registry under its name and ``rdzv-<name>``, *replacing* torch's
+built-ins of the same name (``c10d``, ``etcd``) for this process only.
+torch's registry refuses re-registration through its public ``register``, so
+the replacement writes the registry's table directly; plain ``torchrun`` is
+never affected.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from rdzv_core.errors import PluginError, UnknownBackendError
+from rdzv_core.plugins import NAME_PREFIX, BackendRegistry, adapter_name, load_registry, unknown_backend_message
+
+#: torch backends that stay torch's when no rdzv adapter has their name.
+TORCH_ONLY_BACKENDS = frozenset({"static", "etcd-v2", "etcd", "c10d"})
+
+
+def register_backends(registry: BackendRegistry) -> list[str]:
+    """Put every loaded adapter into torch's handler registry; return the names."""
+    from torch.distributed.elastic.rendezvous import rendezvous_handler_registry
+
+    from rdzv_core.handler import create_rdzv_handler
+
+    def creator(params):  # type: ignore[no-untyped-def]
+        return create_rdzv_handler(params, registry)
+
+    names = []
+    for name in registry.adapters:
+        for alias in (name, NAME_PREFIX + name):
+            rendezvous_handler_registry._registry[alias] = creator  # noqa: SLF001 - see module docstring
+            names.append(alias)
+    return names
+
+
+def check_backend(backend: str, registry: BackendRegistry) -> None:
+    """Fail early, with a helpful message, for a backend nobody provides."""
+    if backend in TORCH_ONLY_BACKENDS and adapter_name(backend) not in registry.adapters:
+        return
+    registry.get(backend)  # raises UnknownBackendError / PluginError
+
+
+def _requested_backend(argv: Sequence[str]) -> str:
+    from torch.distributed.run import parse_args
+
+    args = parse_args(list(argv))
+    return "c10d" if args.standalone else args.rdzv_backend
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``rdzv-run`` (and ``rdzv run``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    registry = load_registry()
+    try:
+        check_backend(_requested_backend(argv), registry)
+    except (UnknownBackendError, PluginError) as exc:
+        print(f"rdzv-run: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    register_backends(registry)
+    from torch.distributed.run import main as torch_main
+
+    torch_main(argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

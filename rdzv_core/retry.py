@@ -1,0 +1,72 @@
+"""Deadlines and exponential backoff with jitter.
+
+Pure helpers with no store or torch knowledge; :mod:`rdzv_core.guarded`
+combines them with an adapter's error classification.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+
+class Backoff:
+    """Exponential backoff with "equal jitter".
+
+    Each call to :meth:`next_delay` returns a random delay in
+    ``[c/2, c]`` with ``c = min(maximum, initial * 2**attempt)``: competing
+    retriers spread out instead of colliding again in lock-step, and no delay
+    is ever near zero (which would turn a poll loop into a busy loop).
+    """
+
+    def __init__(self, initial: float = 0.01, maximum: float = 1.0) -> None:
+        if initial <= 0 or maximum < initial:
+            raise ValueError(f"invalid backoff: initial={initial}, maximum={maximum}")
+        self._initial = initial
+        self._maximum = maximum
+        self._attempt = 0
+
+    def next_delay(self) -> float:
+        """Return the next delay in seconds and advance the attempt count."""
+        ceiling = min(self._maximum, self._initial * (2 ** min(self._attempt, 30)))
+        self._attempt += 1
+        return random.uniform(ceiling / 2, ceiling)
+
+    @property
+    def attempts(self) -> int:
+        """How many delays have been handed out."""
+        return self._attempt
+
+
+@dataclass
+class Deadline:
+    """A point in monotonic time by which an operation must finish."""
+
+    seconds: float
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def at(self) -> float:
+        """The monotonic timestamp of the deadline."""
+        return self.started + self.seconds
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self.at - time.monotonic())
+
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return time.monotonic() >= self.at
+
+    def elapsed(self) -> float:
+        """Seconds since the operation started."""
+        return time.monotonic() - self.started
+
+    def sleep(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds, cut short at the deadline.
+
+        Returns whether there is time left afterwards.
+        """
+        time.sleep(min(delay, self.remaining()))
+        return not self.expired()
