@@ -1,0 +1,245 @@
+"""The Redis adapter: rdzv's primitives over one Redis server or Sentinel group.
+
+Every mutation is one Lua script run by ``EVALSHA`` (redis-py reloads it on
+``NOSCRIPT``, e.g. on a new master after a failover): atomic, one round
+trip, and it refreshes the key's expiry and publishes a wake-up on the run's
+channel. Reads are one ``MGET`` of the value and its version counter. See
+:mod:`rdzv_redis.keys` for the key layout and :mod:`rdzv_redis.scripts` for
+the scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Sequence
+
+from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
+from rdzv_core.retry import Backoff
+
+from rdzv_redis import scripts
+from rdzv_redis.errors import RedisAuthError, RedisTransientError, translated
+from rdzv_redis.keys import Namespace
+from rdzv_redis.notify import RECHECK_INTERVAL, Notifier
+from rdzv_redis.settings import CONF_KEYS, RedisSettings, parse_settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    import redis
+    from torch.distributed.elastic.rendezvous import RendezvousParameters
+
+
+class RedisStateStore(StateStore):
+    """rdzv adapter over Redis (standalone, TLS, ACL, Sentinel).
+
+    Version tokens are integers from a per-key counter (0 for a value that
+    some other program wrote). ``add`` is idempotent: each call carries a
+    random operation id, so a call retried after a lost reply adds once.
+    """
+
+    name = "redis"
+    conf_keys = CONF_KEYS
+    supports_ttl = True
+
+    def __init__(self, client: redis.Redis, settings: RedisSettings, sentinel: Any = None) -> None:
+        import redis as redis_module
+
+        self._client = client
+        self._sentinel = sentinel
+        self._settings = settings
+        self._ns = Namespace(settings.key_prefix, settings.run_id)
+        self._describe = settings.describe
+        self._cas_script = client.register_script(scripts.CAS)
+        self._write_script = client.register_script(scripts.WRITE)
+        self._add_script = client.register_script(scripts.ADD)
+        self._notifier = Notifier(client, self._ns.channel)
+        self._closed = False
+        self._lock = threading.Lock()
+        self.retryable_errors = (RedisTransientError,)
+        self.client_errors = (redis_module.RedisError, RedisAuthError)
+
+    # -- construction -------------------------------------------------------------
+
+    @classmethod
+    def from_params(cls, params: RendezvousParameters) -> RedisStateStore:
+        """Parse the endpoint and conf keys, connect, and PING the server.
+
+        Bad configuration, a rejected login, a TLS mismatch or a server that
+        is not Redis raise ``RdzvConfigError`` (a ``ValueError``) at once; a
+        server that stays unreachable for ``connect_timeout`` seconds raises
+        :class:`~rdzv_redis.client.RedisUnavailableError` (an ``OSError``).
+        """
+        from rdzv_redis.client import build_client, verify
+
+        settings = parse_settings(params)
+        client, sentinel = build_client(settings)
+        try:
+            verify(client, settings)
+        except BaseException:
+            _close_client(client, sentinel)
+            raise
+        return cls(client, settings, sentinel)
+
+    @property
+    def endpoint(self) -> str:
+        """See base class (never shows a password)."""
+        return self._describe
+
+    @property
+    def settings(self) -> RedisSettings:
+        """The validated settings this adapter was built from."""
+        return self._settings
+
+    @property
+    def namespace(self) -> Namespace:
+        """The run's key names."""
+        return self._ns
+
+    @property
+    def client(self) -> redis.Redis:
+        """The underlying redis-py client (shared connection pool)."""
+        return self._client
+
+    def close(self) -> None:
+        """Stop the notifier and disconnect the pool. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._notifier.close()
+        _close_client(self._client, self._sentinel)
+
+    def after_fork(self) -> None:
+        """Forget the parent's connections and listener thread (never reuse them)."""
+        self._client.connection_pool.reset()
+        self._notifier = Notifier(self._client, self._ns.channel)
+        self._lock = threading.Lock()
+
+    # -- primitives -----------------------------------------------------------------
+
+    def _ttl_ms(self, ttl: float | None) -> int:
+        if ttl is None:
+            return self._settings.ttl_ms
+        return max(1, int(round(ttl * 1000)))
+
+    def read(self, key: str) -> Versioned | None:
+        """See base class (one ``MGET`` of the value and its version)."""
+        with translated(self._describe):
+            value, version = self._client.mget([self._ns.data(key), self._ns.version(key)])
+        if value is None:
+            return None
+        return Versioned(bytes(value), int(version) if version is not None else 0)
+
+    def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """See base class (one ``MGET``)."""
+        if not keys:
+            return []
+        with translated(self._describe):
+            values = self._client.mget([self._ns.data(k) for k in keys])
+        return [None if v is None else bytes(v) for v in values]
+
+    def cas(self, key: str, token: Token | None, value: bytes) -> CasResult:
+        """See base class (one ``EVALSHA`` comparing the version counter)."""
+        expected = "" if token is None else str(int(token))
+        with translated(self._describe):
+            applied, current, version = self._cas_script(
+                keys=[self._ns.data(key), self._ns.version(key)],
+                args=[expected, value, self._settings.ttl_ms, self._ns.channel],
+            )
+        if applied:
+            return CasResult(value, int(version), True)
+        if current is None:
+            return CasResult(None, None, False)
+        return CasResult(bytes(current), int(version), False)
+
+    def write(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        """See base class; ``ttl`` (seconds) overrides the run's ``ttl`` for this key."""
+        with translated(self._describe):
+            self._write_script(
+                keys=[self._ns.data(key), self._ns.version(key)],
+                args=[value, self._ttl_ms(ttl), self._ns.channel],
+            )
+
+    def add(self, key: str, amount: int) -> int:
+        """See base class. Exactly once: retried here under one operation id.
+
+        A reply lost to a dropped connection or failover is retried with the
+        same id until ``read_timeout``; the script returns the first call's
+        result instead of adding again.
+        """
+        op_id = os.urandom(12).hex()
+        op_ttl = int((2 * self._settings.read_timeout + 60) * 1000)
+        keys = [self._ns.data(key), self._ns.version(key), self._ns.op(op_id)]
+        args = [int(amount), self._settings.ttl_ms, self._ns.channel, op_ttl]
+        deadline = time.monotonic() + self._settings.read_timeout
+        backoff = Backoff(initial=0.02, maximum=1.0)
+        while True:
+            try:
+                with translated(self._describe):
+                    return int(self._add_script(keys=keys, args=args))
+            except RedisTransientError:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise
+                time.sleep(min(backoff.next_delay(), remaining))
+
+    def delete(self, key: str) -> bool:
+        """See base class. The version counter stays, so versions never repeat."""
+        with translated(self._describe):
+            return bool(self._client.delete(self._ns.data(key)))
+
+    def count(self, prefix: str) -> int:
+        """See base class (``SCAN MATCH`` over the run's values under ``prefix``)."""
+        with translated(self._describe):
+            return len(set(self._client.scan_iter(match=self._ns.match(prefix), count=1000)))
+
+    def wait(self, keys: Sequence[str], timeout: float) -> bool:
+        """See base class: sleeps on the run's Pub/Sub channel, re-checking on each event."""
+        full = list(dict.fromkeys(self._ns.data(k) for k in keys))
+        if not full:
+            return True
+        deadline = time.monotonic() + timeout
+        notifier = self._notifier
+        notifier.ensure_subscribed(max(0.0, min(timeout, self._settings.connect_timeout)))
+        backoff = Backoff(initial=0.005, maximum=0.2)
+        while True:
+            generation = notifier.generation()
+            with translated(self._describe):
+                if self._client.exists(*full) == len(full):
+                    return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if notifier.failure is not None or self._closed:  # no subscription possible: poll
+                time.sleep(min(backoff.next_delay(), remaining))
+            else:
+                notifier.wait_for_change(generation, min(remaining, RECHECK_INTERVAL))
+
+    # -- administration ------------------------------------------------------------
+
+    def purge(self) -> int:
+        """Delete every key of this run (values and bookkeeping); return how many."""
+        deleted = 0
+        with translated(self._describe):
+            batch: list[bytes] = []
+            for name in self._client.scan_iter(match=self._ns.match_all, count=1000):
+                batch.append(name)
+                if len(batch) >= 500:
+                    deleted += int(self._client.unlink(*batch))
+                    batch.clear()
+            if batch:
+                deleted += int(self._client.unlink(*batch))
+        return deleted
+
+
+def _close_client(client: Any, sentinel: Any) -> None:
+    """Disconnect ``client``'s pool and the Sentinel connections (best effort)."""
+    try:
+        client.connection_pool.disconnect()
+    except Exception:  # noqa: BLE001 - closing must not raise
+        pass
+    for node in getattr(sentinel, "sentinels", ()) or ():
+        try:
+            node.connection_pool.disconnect()
+        except Exception:  # noqa: BLE001
+            pass

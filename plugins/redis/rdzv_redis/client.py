@@ -1,0 +1,156 @@
+"""Build the redis-py client for a run and check that the server answers.
+
+One connection pool per adapter. redis-py's own retries are switched off
+(``Retry(NoBackoff(), 0)``): the core owns retrying, and a silent client-side
+resend of an ``EVALSHA`` whose reply was lost could apply a write twice.
+RESP2 is used for the widest server compatibility.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from rdzv_core.errors import RdzvConfigError
+from rdzv_core.retry import Backoff
+
+from rdzv_redis.errors import describe, is_auth_failure, is_transient, tls_failure
+from rdzv_redis.settings import PASSWORD_ENV, RedisSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    import redis
+
+
+class RedisUnavailableError(ConnectionError):
+    """The server could not be reached (or did not answer) in time at start-up."""
+
+
+def _no_retry() -> Any:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return Retry(NoBackoff(), 0)
+
+
+def _tls_kwargs(settings: RedisSettings) -> dict[str, Any]:
+    tls = settings.tls
+    if tls is None:
+        return {}
+    return {
+        "ssl": True,
+        "ssl_ca_certs": tls.ca_certs,
+        "ssl_certfile": tls.certfile,
+        "ssl_keyfile": tls.keyfile,
+        "ssl_cert_reqs": "required",
+        "ssl_check_hostname": tls.check_hostname,
+    }
+
+
+def connection_kwargs(settings: RedisSettings) -> dict[str, Any]:
+    """Keyword arguments shared by every connection to the data server."""
+    return {
+        "db": settings.db,
+        "username": settings.username,
+        "password": settings.password,
+        "socket_timeout": settings.read_timeout,
+        "socket_connect_timeout": settings.connect_timeout,
+        "socket_keepalive": True,
+        "retry": _no_retry(),
+        "protocol": 2,
+    }
+
+
+def build_client(settings: RedisSettings) -> tuple[redis.Redis, Any]:
+    """The client for ``settings`` and the Sentinel object (``None`` without Sentinel)."""
+    import redis
+    from redis.sentinel import Sentinel
+
+    kwargs = connection_kwargs(settings)
+    if settings.sentinel_master is not None:
+        sentinel_kwargs = {
+            "socket_timeout": settings.read_timeout,
+            "socket_connect_timeout": settings.connect_timeout,
+            "username": settings.sentinel_username,
+            "password": settings.sentinel_password,
+            "retry": _no_retry(),
+            "protocol": 2,
+            **_tls_kwargs(settings),
+        }
+        sentinel = Sentinel(
+            [(ep.host, ep.port) for ep in settings.endpoints],
+            sentinel_kwargs=sentinel_kwargs,
+            **kwargs,
+            **_tls_kwargs(settings),
+        )
+        return sentinel.master_for(settings.sentinel_master), sentinel
+    if settings.unix_path is not None:
+        pool = redis.ConnectionPool(
+            connection_class=redis.UnixDomainSocketConnection, path=settings.unix_path, **kwargs
+        )
+    else:
+        endpoint = settings.endpoints[0]
+        connection_class = redis.SSLConnection if settings.tls is not None else redis.Connection
+        tls = {k: v for k, v in _tls_kwargs(settings).items() if k != "ssl"}
+        pool = redis.ConnectionPool(
+            connection_class=connection_class, host=endpoint.host, port=endpoint.port, **kwargs, **tls
+        )
+    return redis.Redis(connection_pool=pool), None
+
+
+def _permanent_failure(settings: RedisSettings, exc: BaseException) -> Exception:
+    """A clear configuration error for a failure no retry can fix."""
+    import redis
+
+    where = settings.describe
+    if is_auth_failure(exc):
+        who = f"user '{settings.username}'" if settings.username else "the default user"
+        how = "no password was given" if settings.password is None else "a password was given"
+        return RdzvConfigError(
+            f"Redis at {where} rejected the login of {who} ({how}): {exc}. Check --rdzv-conf username, "
+            f"password_file and ${PASSWORD_ENV}"
+        )
+    tls = tls_failure(exc)
+    if tls is not None:
+        hint = (
+            "is the server speaking TLS on this port? (use redis:// for a plain server)"
+            if "WRONG_VERSION" in str(tls) or "record layer" in str(tls).lower() or "UNEXPECTED" in str(tls)
+            else "check ssl_ca_certs / ssl_certfile / ssl_keyfile and the server certificate's host names"
+        )
+        return RdzvConfigError(f"TLS handshake with Redis at {where} failed: {describe(exc)}; {hint}")
+    if isinstance(exc, redis.exceptions.InvalidResponse):
+        return RdzvConfigError(f"the server at {where} does not speak the Redis protocol ({exc}): is it Redis?")
+    if isinstance(exc, redis.ResponseError) and "NOPERM" in str(exc):
+        return RdzvConfigError(f"Redis at {where}: the user lacks a permission rdzv needs: {exc}")
+    return RdzvConfigError(f"Redis at {where} refused the connection set-up: {describe(exc)}")
+
+
+def verify(client: redis.Redis, settings: RedisSettings) -> None:
+    """PING the server until it answers, a permanent error, or ``connect_timeout``.
+
+    Transient failures (refused, timed out, still loading, no master yet) are
+    retried with backoff until ``connect_timeout`` has passed, so agents may
+    start a moment before Redis does. Failures no retry can fix (wrong
+    password, TLS mismatch, not a Redis server) raise at once.
+    """
+    import redis
+
+    started = time.monotonic()
+    backoff = Backoff(initial=0.05, maximum=1.0)
+    while True:
+        try:
+            client.ping()
+            return
+        except (redis.RedisError, OSError) as exc:
+            if not is_transient(exc):
+                raise _permanent_failure(settings, exc) from exc
+            elapsed = time.monotonic() - started
+            if elapsed + 0.05 >= settings.connect_timeout:
+                hint = ""
+                if isinstance(exc, redis.TimeoutError) and "reading" in str(exc).lower():
+                    hint = " (connected, but no reply: is this port a Redis server? is TLS needed, rediss://?)"
+                raise RedisUnavailableError(
+                    f"no answer from Redis at {settings.describe} after {elapsed:.1f} s "
+                    f"(connect_timeout {settings.connect_timeout:g} s, read_timeout {settings.read_timeout:g} s): "
+                    f"{describe(exc)}{hint}"
+                ) from exc
+            time.sleep(min(backoff.next_delay(), max(settings.connect_timeout - elapsed, 0.0)))
