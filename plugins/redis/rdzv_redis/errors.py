@@ -53,7 +53,7 @@ def is_auth_failure(exc: BaseException) -> bool:
     """Whether ``exc`` means the server rejected (or demands) credentials."""
     import redis
 
-    if isinstance(exc, (redis.AuthenticationError, redis.AuthorizationError)):
+    if isinstance(exc, (redis.AuthenticationError, redis.exceptions.AuthorizationError)):
         return True
     text = str(exc)
     return isinstance(exc, redis.ResponseError) and text.startswith(("WRONGPASS", "NOAUTH", "invalid password"))
