@@ -124,6 +124,31 @@ def _permanent_failure(settings: RedisSettings, exc: BaseException) -> Exception
     return RdzvConfigError(f"Redis at {where} refused the connection set-up: {describe(exc)}")
 
 
+def _unavailable_hint(settings: RedisSettings, exc: BaseException) -> str:
+    """A guess at the cause of a timeout, for the error message."""
+    import redis
+
+    chain = " ".join(str(link) for link in _links(exc)).lower()
+    if settings.tls is not None and "handshake" in chain:
+        return " (the TLS handshake got no answer: does the server speak TLS on this port? use redis:// if not)"
+    if isinstance(exc, redis.TimeoutError) and "reading" in chain:
+        hint = " (connected, but no reply: is this port a Redis server?"
+        return hint + (")" if settings.tls is not None else " does it need TLS, rediss://?)")
+    if "reset by peer" in chain or "closed by server" in chain:
+        hint = " (the server closes every connection"
+        return hint + (": is it Redis?)" if settings.tls is not None else ": does it require TLS, rediss://?)")
+    return ""
+
+
+def _links(exc: BaseException) -> list[BaseException]:
+    links: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in links:
+        links.append(current)
+        current = current.__cause__ or current.__context__
+    return links
+
+
 def verify(client: redis.Redis, settings: RedisSettings) -> None:
     """PING the server until it answers, a permanent error, or ``connect_timeout``.
 
@@ -145,9 +170,7 @@ def verify(client: redis.Redis, settings: RedisSettings) -> None:
                 raise _permanent_failure(settings, exc) from exc
             elapsed = time.monotonic() - started
             if elapsed + 0.05 >= settings.connect_timeout:
-                hint = ""
-                if isinstance(exc, redis.TimeoutError) and "reading" in str(exc).lower():
-                    hint = " (connected, but no reply: is this port a Redis server? is TLS needed, rediss://?)"
+                hint = _unavailable_hint(settings, exc)
                 raise RedisUnavailableError(
                     f"no answer from Redis at {settings.describe} after {elapsed:.1f} s "
                     f"(connect_timeout {settings.connect_timeout:g} s, read_timeout {settings.read_timeout:g} s): "

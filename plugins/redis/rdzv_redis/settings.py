@@ -8,7 +8,7 @@ naming the key or endpoint and what was expected.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -224,7 +224,7 @@ def parse_settings(params: RendezvousParameters) -> RedisSettings:
     if unix and tls is not None:
         raise RdzvConfigError("TLS over a unix:// socket is not supported; drop ssl/ssl_* or use rediss://HOST:PORT")
     return RedisSettings(
-        endpoints=tuple(endpoints),
+        endpoints=tuple(replace(ep, password=None) for ep in endpoints),  # keep no secret in reprs
         run_id=params.run_id,
         db=_db(conf, endpoints),
         username=_username(conf, endpoints),
