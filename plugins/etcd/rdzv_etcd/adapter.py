@@ -1,0 +1,246 @@
+"""The etcd v3 adapter: rdzv's primitives over an etcd cluster.
+
+* ``read`` is one linearizable range; the version token is the key's
+  ``mod_revision``.
+* ``cas`` is one transaction: compare ``mod_revision == token`` (or
+  ``create_revision == 0`` to create), put on success, read the key on
+  failure, so a lost race costs no second round trip.
+* ``add`` is a compare-and-put loop on the counter that also creates a
+  one-off *receipt* key in the same transaction (and only if the receipt
+  does not exist yet). A reply lost to a leader change is settled by reading
+  the receipt: the add is applied exactly once, and it survives failover
+  instead of reporting "outcome unknown".
+* ``wait`` reads the keys, then watches them from the revision after that
+  read: a write that lands between the read and the watch is still seen.
+* Keys are attached to leases (:mod:`rdzv_etcd.leases`) so an abandoned
+  run's keys disappear by themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
+
+from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
+from rdzv_core.retry import Backoff
+
+from rdzv_etcd.errors import EtcdError, EtcdRequestError, EtcdTimeout, EtcdUnavailable, LeaseNotFound
+from rdzv_etcd.keys import KeySpace
+from rdzv_etcd.ops import Get, KeyValue, Put, RevisionIs
+from rdzv_etcd.settings import CONF_KEYS, EtcdSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch.distributed.elastic.rendezvous import RendezvousParameters
+
+    from rdzv_etcd.client import EtcdClient
+    from rdzv_etcd.leases import LeaseKeeper
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+#: etcd refuses transactions with more than 128 operations by default.
+_MAX_TXN_OPS = 64
+
+
+def rpc_timeout_for(read_timeout: float) -> float:
+    """How long one gRPC call may take: a third of ``read_timeout`` (at least
+    1 s, at most ``read_timeout``), so a hung member leaves time to fail over."""
+    return min(read_timeout, max(1.0, read_timeout / 3))
+
+
+class EtcdStateStore(StateStore):
+    """rdzv adapter over an etcd v3 cluster (gRPC API).
+
+    Conf keys: ``username``, ``password_file`` (or ``$RDZV_ETCD_PASSWORD``),
+    ``cacert``, ``cert``, ``key``, ``key_prefix`` (default ``/rdzv``),
+    ``ttl`` (seconds, default 7200), plus the core's ``read_timeout`` and
+    ``connect_timeout``, which also bound the client's calls.
+    """
+
+    name = "etcd"
+    conf_keys = CONF_KEYS
+    supports_ttl = True
+
+    def __init__(self, settings: EtcdSettings, client: EtcdClient) -> None:
+        from rdzv_etcd.leases import LeaseKeeper
+
+        self.settings = settings
+        self._client = client
+        self._keys = KeySpace(settings.key_prefix, settings.run_id)
+        self._leases: LeaseKeeper = LeaseKeeper(client, settings.ttl)
+        self._budget = settings.read_timeout
+        self.retryable_errors = (EtcdUnavailable, EtcdTimeout)
+        self.client_errors = (EtcdError,)
+
+    # -- construction ---------------------------------------------------------------
+
+    @classmethod
+    def from_params(cls, params: RendezvousParameters) -> EtcdStateStore:
+        """Parse the settings, connect to a member, authenticate and check access.
+
+        A wrong password, an unreachable cluster, a port that is not etcd or a
+        TLS mismatch fails here, naming the endpoint(s), within
+        ``max(connect_timeout, read_timeout)``.
+        """
+        settings = EtcdSettings.from_params(params)
+        client = cls._new_client(settings)
+        try:
+            status = client.connect(max(settings.connect_timeout, settings.read_timeout),
+                                    KeySpace(settings.key_prefix, settings.run_id).root)
+        except BaseException:
+            client.close()
+            raise
+        log.debug("rdzv etcd: connected to %s (etcd %s)", status.endpoint, status.version)
+        return cls(settings, client)
+
+    @staticmethod
+    def _new_client(settings: EtcdSettings) -> EtcdClient:
+        from rdzv_etcd.client import EtcdClient  # gRPC is imported here, never at plugin load
+
+        return EtcdClient(settings.targets, settings.tls, settings.username, settings.password,
+                          settings.connect_timeout, rpc_timeout_for(settings.read_timeout))
+
+    @property
+    def endpoint(self) -> str:
+        """See base class: every member, as configured."""
+        return f"etcd {self.settings.endpoint_label}"
+
+    def close(self) -> None:
+        """Close the gRPC channels. Leases are left to expire (see leases.py)."""
+        self._client.close()
+
+    def after_fork(self) -> None:
+        """gRPC channels do not survive ``fork``: drop them (unused) and
+        reconnect lazily; the child grants its own leases."""
+        self._client.forget_connections()
+        self._leases.reset()
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _with_lease(self, call: Callable[[int], T], ttl: float | None = None) -> T:
+        """Run ``call(lease)``; if the lease vanished meanwhile, take a new one once."""
+        for attempt in (0, 1):
+            lease = (self._leases.ttl_lease(ttl, self._budget) if ttl is not None
+                     else self._leases.run_lease(self._budget))
+            try:
+                return call(lease)
+            except LeaseNotFound:
+                self._leases.forget(lease)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- primitives -------------------------------------------------------------------
+
+    def read(self, key: str) -> Versioned | None:
+        """See base class."""
+        found, _ = self._client.get(self._keys.key(key), budget=self._budget)
+        return None if found is None else Versioned(found.value, found.mod_revision)
+
+    def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """See base class: one read-only transaction per 64 keys."""
+        values: list[bytes | None] = []
+        for start in range(0, len(keys), _MAX_TXN_OPS):
+            chunk = [self._keys.key(k) for k in keys[start : start + _MAX_TXN_OPS]]
+            found, _ = self._client.get_many(chunk, budget=self._budget)
+            values.extend(None if kv is None else kv.value for kv in found)
+        return values
+
+    def cas(self, key: str, token: Token | None, value: bytes) -> CasResult:
+        """See base class: one transaction comparing ``mod_revision``."""
+        full = self._keys.key(key)
+        compare = RevisionIs(full, 0, created=True) if token is None else RevisionIs(full, int(token))
+
+        def attempt(lease: int) -> CasResult:
+            result = self._client.txn([compare], [Put(full, value, lease)], [Get(full)], budget=self._budget)
+            if result.succeeded:
+                return CasResult(value, result.revision, True)
+            current = result.results[0]
+            if not isinstance(current, KeyValue):
+                return CasResult(None, None, False)
+            return CasResult(current.value, current.mod_revision, False)
+
+        return self._with_lease(attempt)
+
+    def write(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        """See base class; ``ttl`` gets a lease of its own (whole seconds, rounded up)."""
+        full = self._keys.key(key)
+        self._with_lease(lambda lease: self._client.put(full, value, lease, budget=self._budget), ttl)
+
+    def delete(self, key: str) -> bool:
+        """See base class."""
+        return self._client.delete(self._keys.key(key), budget=self._budget) > 0
+
+    def count(self, prefix: str) -> int:
+        """See base class: a count-only range over the prefix."""
+        return self._client.range_count(self._keys.key(prefix), budget=self._budget)
+
+    def add(self, key: str, amount: int) -> int:
+        """See base class and the module docstring (exactly-once via a receipt)."""
+        full = self._keys.key(key)
+        receipt = self._keys.receipt(uuid.uuid4().hex)
+        end = time.monotonic() + self._budget
+        backoff = Backoff(initial=0.02, maximum=0.5)
+        current: KeyValue | None = None
+        known = False  # whether ``current`` is fresh from a failed transaction
+        while True:
+            try:
+                if not known:
+                    (current, landed), _ = self._client.get_many([full, receipt], budget=self._budget)
+                    if landed is not None:
+                        return int(landed.value)
+                total = _counter(current, full) + amount
+                compare = [RevisionIs(receipt, 0, created=True),
+                           RevisionIs(full, current.mod_revision) if current else RevisionIs(full, 0, created=True)]
+                mark = self._leases.receipt_lease(2 * self._budget, self._budget)
+
+                def attempt(lease: int) -> tuple[bool, KeyValue | None, KeyValue | None]:
+                    result = self._client.txn(
+                        compare, [Put(full, str(total).encode(), lease), Put(receipt, str(total).encode(), mark)],
+                        [Get(receipt), Get(full)], budget=self._budget)
+                    landed_kv, now_kv = (None, None) if result.succeeded else result.results
+                    return result.succeeded, landed_kv, now_kv  # type: ignore[return-value]
+
+                applied, landed, current = self._with_lease(attempt)
+                if applied:
+                    return total
+                if landed is not None:
+                    return int(landed.value)
+                known = True  # lost a race: retry on the value the transaction returned
+            except (EtcdUnavailable, EtcdTimeout):
+                known = False
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise
+                time.sleep(min(backoff.next_delay(), left))
+
+    def wait(self, keys: Sequence[str], timeout: float) -> bool:
+        """See base class: read, then watch from the next revision (no lost wake-ups)."""
+        end = time.monotonic() + timeout
+        full = [self._keys.key(k) for k in keys]
+        found, revision = self._client.get_many(full, budget=min(self._budget, max(timeout, 1.0)))
+        exists = {k: (kv is not None, revision) for k, kv in zip(full, found)}
+        if all(flag for flag, _ in exists.values()):
+            return True
+        left = end - time.monotonic()
+        if left <= 0:
+            return False
+        for events in self._client.watch(sorted(set(full)), revision + 1, left):
+            for is_put, key, event_revision in events:
+                if key in exists and event_revision >= exists[key][1]:
+                    exists[key] = (is_put, event_revision)
+            if all(flag for flag, _ in exists.values()):
+                return True
+        return False
+
+
+def _counter(found: KeyValue | None, key: bytes) -> int:
+    if found is None:
+        return 0
+    try:
+        return int(found.value)
+    except ValueError:
+        raise EtcdRequestError(
+            f"key '{key.decode(errors='replace')}' holds {found.value[:40]!r}, not a counter; add() needs a number"
+        ) from None

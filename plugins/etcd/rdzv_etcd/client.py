@@ -1,0 +1,421 @@
+"""The etcd v3 gRPC client: the only module that imports gRPC and ``pyetcd``.
+
+It uses the v3 API stubs that ``etcd-sdk-python`` (``pyetcd``) ships and
+adds what a rendezvous needs from a client and that library's high-level
+client lacks: one thread-safe client over several members with failover that
+never sends a write twice, per-call time budgets, a refreshed auth token,
+``hasleader`` on every call (a member cut off from the leader answers "no
+leader" at once instead of stalling), and errors that keep gRPC's reason.
+Everything it raises is an :mod:`rdzv_etcd.errors` type, and it speaks in
+:mod:`rdzv_etcd.ops` values, so swapping the client library means rewriting
+this module only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterator, Sequence
+
+import grpc
+from pyetcd import etcdrpc
+
+from rdzv_etcd.errors import EtcdAuthError, EtcdError, EtcdRequestError, EtcdTimeout, EtcdUnavailable, LeaseNotFound
+from rdzv_etcd.keys import prefix_range_end
+from rdzv_etcd.ops import Delete, Get, KeyValue, MemberStatus, Op, OpResult, Put, RevisionIs, TxnResult
+from rdzv_etcd.settings import Target, TlsMaterial
+
+log = logging.getLogger(__name__)
+
+_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.keepalive_time_ms", 10_000),  # etcd refuses pings more often than every 5 s
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+]
+_C = grpc.ChannelConnectivity
+_TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL,
+              grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED}
+_AUTH_HINT = "check --rdzv-conf username and password_file (or $RDZV_ETCD_PASSWORD)"
+
+
+class _Member:
+    """One cluster member: a lazily opened channel and its connectivity."""
+
+    def __init__(self, target: Target, credentials: grpc.ChannelCredentials | None) -> None:
+        self.target = target
+        self.label = str(target)
+        self._credentials = credentials
+        self._cond = threading.Condition()
+        self._channel: grpc.Channel | None = None
+        self._state: _C | None = None
+        self._was_ready = False
+        self._stubs: dict[str, Any] = {}
+
+    def _on_state(self, state: _C) -> None:
+        with self._cond:
+            self._state = state
+            self._was_ready = self._was_ready or state == _C.READY
+            self._cond.notify_all()
+
+    def stub(self, kind: Callable[[grpc.Channel], Any]) -> Any:
+        """The stub of class ``kind`` on this member's channel."""
+        with self._cond:
+            if self._channel is None:
+                if self._credentials is not None:
+                    self._channel = grpc.secure_channel(self.target.netloc, self._credentials, options=_OPTIONS)
+                else:
+                    self._channel = grpc.insecure_channel(self.target.netloc, options=_OPTIONS)
+                self._channel.subscribe(self._on_state, try_to_connect=True)
+            name = kind.__name__
+            if name not in self._stubs:
+                self._stubs[name] = kind(self._channel)
+            return self._stubs[name]
+
+    def settle(self, timeout: float) -> _C | None:
+        """Wait up to ``timeout`` s for a first connection to be READY or fail.
+
+        A channel that was connected before and went IDLE (gRPC does that when
+        a connection drops) is returned as is: the next call reconnects it.
+        """
+        self.stub(etcdrpc.KVStub)
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._state in (None, _C.CONNECTING) or (self._state == _C.IDLE and not self._was_ready):
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            return self._state
+
+    def close(self) -> None:
+        """Close the channel (the member can be used again; it reconnects)."""
+        with self._cond:
+            channel, self._channel, self._state, self._stubs = self._channel, None, None, {}
+            self._was_ready = False
+        if channel is not None:
+            channel.unsubscribe(self._on_state)
+            channel.close()
+
+    def forget(self) -> None:
+        """Drop the channel without touching it (after ``fork``)."""
+        self._cond = threading.Condition()
+        self._channel, self._state, self._stubs, self._was_ready = None, None, {}, False
+
+
+def _credentials(tls: TlsMaterial | None, any_tls: bool) -> grpc.ChannelCredentials | None:
+    if not any_tls:
+        return None
+    tls = tls or TlsMaterial()
+    return grpc.ssl_channel_credentials(root_certificates=tls.cacert, private_key=tls.key, certificate_chain=tls.cert)
+
+
+def _describe(exc: grpc.RpcError) -> str:
+    details = (exc.details() or "").strip() or exc.code().name  # type: ignore[attr-defined]
+    lowered = details.lower()
+    if "ssl" in lowered or "handshake" in lowered or "certificate" in lowered:
+        details += " (TLS mismatch? check https:// versus http:// and --rdzv-conf cacert/cert/key)"
+    elif "http/2" in lowered or "http1" in lowered:
+        details += " (this port does not speak gRPC: is it an etcd client port?)"
+    return details
+
+
+def translate(exc: grpc.RpcError, label: str) -> EtcdError:
+    """Turn a gRPC failure at member ``label`` into an :mod:`rdzv_etcd.errors` type."""
+    code: grpc.StatusCode = exc.code()  # type: ignore[attr-defined]
+    details = _describe(exc)
+    message = f"etcd at {label}: {details}"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return EtcdTimeout(f"etcd at {label}: no answer in time ({details})", label, code.name)
+    if code == grpc.StatusCode.NOT_FOUND and "lease not found" in details:
+        return LeaseNotFound(message, label, code.name)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "too many requests" in details:
+        return EtcdUnavailable(message, label, code.name)
+    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED) or (
+        code == grpc.StatusCode.INVALID_ARGUMENT and ("authentication" in details or "user name" in details)
+    ):
+        return EtcdAuthError(f"{message} ({_AUTH_HINT}, and the user's role on the key prefix)", label, code.name)
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return EtcdRequestError(f"{message} (is this an etcd v3 server?)", label, code.name)
+    if code in _TRANSIENT:
+        unsent = code == grpc.StatusCode.UNAVAILABLE and "failed to connect to all addresses" in details
+        return EtcdUnavailable(message, label, code.name, unsent=unsent)
+    return EtcdRequestError(message, label, code.name)
+
+
+def _kv(kv: Any) -> KeyValue:
+    return KeyValue(kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.lease)
+
+
+def _request_op(op: Op) -> Any:
+    if isinstance(op, Put):
+        return etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(key=op.key, value=op.value, lease=op.lease))
+    if isinstance(op, Get):
+        return etcdrpc.RequestOp(request_range=etcdrpc.RangeRequest(key=op.key))
+    return etcdrpc.RequestOp(request_delete_range=etcdrpc.DeleteRangeRequest(key=op.key))
+
+
+def _op_result(op: Op, response: Any) -> OpResult:
+    if isinstance(op, Get):
+        kvs = response.response_range.kvs
+        return _kv(kvs[0]) if kvs else None
+    if isinstance(op, Delete):
+        return int(response.response_delete_range.deleted)
+    return None
+
+
+def _compare(cmp: RevisionIs) -> Any:
+    target = etcdrpc.Compare.CREATE if cmp.created else etcdrpc.Compare.MOD
+    field = "create_revision" if cmp.created else "mod_revision"
+    return etcdrpc.Compare(key=cmp.key, result=etcdrpc.Compare.EQUAL, target=target, **{field: cmp.revision})
+
+
+class EtcdClient:
+    """A thread-safe etcd v3 client over a list of members with failover.
+
+    Calls go to the current member. A member that cannot be reached within
+    ``connect_timeout`` (nothing was sent) is skipped at once for the next
+    one, so a dead first endpoint costs no failure. A call that may have
+    reached a member and then failed is retried on the next member only when
+    it is idempotent (reads); otherwise the error is raised (``EtcdUnavailable``
+    or ``EtcdTimeout``) and the current member moves on for the next call.
+    Every call is bounded by ``rpc_timeout`` and by its caller's ``budget``.
+    """
+
+    def __init__(self, targets: Sequence[Target], tls: TlsMaterial | None = None, username: str | None = None,
+                 password: str | None = None, connect_timeout: float = 10.0, rpc_timeout: float = 20.0) -> None:
+        credentials = _credentials(tls, any(t.tls for t in targets))
+        self._members = [_Member(t, credentials) for t in targets]
+        self._username, self._password = username, password
+        self.connect_timeout, self.rpc_timeout = connect_timeout, rpc_timeout
+        self._lock = threading.Lock()
+        self._current = 0
+        self._token: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Every member, comma-separated (for messages)."""
+        return ",".join(m.label for m in self._members)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        token = self._token
+        return [("hasleader", "true")] + ([("token", token)] if token else [])
+
+    def _advance(self, index: int) -> None:
+        with self._lock:
+            if self._current == index:
+                self._current = (index + 1) % len(self._members)
+
+    def _call(self, stub: Callable[[grpc.Channel], Any], method: str, request: Any, *, idempotent: bool,
+              budget: float | None = None, stream: bool = False) -> Any:
+        """Send one RPC with failover; see the class docstring for the rules."""
+        deadline = time.monotonic() + (budget if budget is not None else self.rpc_timeout * 3)
+        n = len(self._members)
+        start, failures, reauthed, tried = self._current, [], False, 0
+        while tried < n:
+            index = (start + tried) % n
+            member = self._members[index]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            state = member.settle(min(self.connect_timeout, left))
+            if state not in (_C.READY, _C.TRANSIENT_FAILURE, _C.IDLE):
+                failures.append(EtcdUnavailable(
+                    f"{member.label}: no connection within {min(self.connect_timeout, left):.3g} s", member.label,
+                    unsent=True))
+                self._advance(index)
+                tried += 1
+                continue
+            token = self._token
+            try:
+                rpc = getattr(member.stub(stub), method)
+                timeout = min(self.rpc_timeout, max(deadline - time.monotonic(), 0.001))
+                if stream:
+                    return rpc(iter([request]), timeout=timeout, metadata=self._metadata())
+                response = rpc(request, timeout=timeout, metadata=self._metadata())
+                with self._lock:
+                    self._current = index
+                return response
+            except grpc.RpcError as exc:
+                error = translate(exc, member.label)
+            if isinstance(error, EtcdAuthError) and "invalid auth token" in str(error) and not reauthed:
+                reauthed = True
+                self._authenticate(member, stale=token)
+                continue  # the same member, with a fresh token
+            if not isinstance(error, (EtcdUnavailable, EtcdTimeout)):
+                raise error
+            self._advance(index)
+            if not (idempotent or (isinstance(error, EtcdUnavailable) and error.unsent)):
+                raise error
+            failures.append(error)
+            tried += 1
+        reasons = "; ".join(str(f) for f in failures) or "the time budget ran out"
+        raise EtcdUnavailable(
+            f"no etcd member answered ({self.label}): {reasons}", self.label,
+            unsent=bool(failures) and all(getattr(f, "unsent", False) for f in failures))
+
+    def _authenticate(self, member: _Member, stale: str | None = None) -> None:
+        if self._username is None:
+            return
+        with self._lock:
+            if self._token != stale:
+                return  # another thread already refreshed it
+        request = etcdrpc.AuthenticateRequest(name=self._username, password=self._password or "")
+        try:
+            response = member.stub(etcdrpc.AuthStub).Authenticate(
+                request, timeout=self.rpc_timeout, metadata=[("hasleader", "true")])
+        except grpc.RpcError as exc:
+            error = translate(exc, member.label)
+            if "authentication is not enabled" in str(error):
+                log.warning("etcd at %s: authentication is not enabled; ignoring username %r", member.label,
+                            self._username)
+                return
+            if error.code == "INVALID_ARGUMENT":
+                error = EtcdAuthError(
+                    f"etcd at {member.label}: authentication failed for user {self._username!r}: "
+                    f"{exc.details()} ({_AUTH_HINT})", member.label, error.code)  # type: ignore[attr-defined]
+            raise error from None
+        with self._lock:
+            self._token = response.token
+
+    # -- connection -------------------------------------------------------------------
+
+    def connect(self, budget: float, probe_prefix: bytes) -> MemberStatus:
+        """Reach one member, authenticate, check that it is etcd v3 and that
+        we may read ``probe_prefix``.
+
+        Raises ``EtcdUnavailable`` naming every member and why it failed when
+        none answers, or ``EtcdAuthError`` for bad credentials.
+        """
+        response = self._call(etcdrpc.MaintenanceStub, "Status", etcdrpc.StatusRequest(),
+                              idempotent=True, budget=budget)
+        member = self._members[self._current]
+        if self._username is not None:
+            self._authenticate(member, stale=self._token)
+        # With auth on and no (or a wrong) token this read fails fast and says why.
+        self.range_count(probe_prefix, budget=budget)
+        return MemberStatus(member.label, response.version, response.header.member_id, response.leader,
+                            response.raftTerm)
+
+    def close(self) -> None:
+        """Close every channel. The client reconnects if used again."""
+        for member in self._members:
+            member.close()
+
+    def forget_connections(self) -> None:
+        """Drop inherited channels without using them (call in a forked child)."""
+        self._lock = threading.Lock()
+        for member in self._members:
+            member.forget()
+
+    # -- KV ---------------------------------------------------------------------------
+
+    def get(self, key: bytes, budget: float | None = None) -> tuple[KeyValue | None, int]:
+        """The key (or ``None``) and the store revision it was read at."""
+        response = self._call(etcdrpc.KVStub, "Range", etcdrpc.RangeRequest(key=key), idempotent=True, budget=budget)
+        return (_kv(response.kvs[0]) if response.kvs else None), response.header.revision
+
+    def get_many(self, keys: Sequence[bytes], budget: float | None = None) -> tuple[list[KeyValue | None], int]:
+        """Several keys read at one revision (one read-only transaction)."""
+        result = self.txn([], [Get(k) for k in keys], [], budget=budget, idempotent=True)
+        return [r if isinstance(r, KeyValue) else None for r in result.results], result.revision
+
+    def range_count(self, prefix: bytes, budget: float | None = None) -> int:
+        """How many keys start with ``prefix`` (a count-only range)."""
+        request = etcdrpc.RangeRequest(key=prefix, range_end=prefix_range_end(prefix), count_only=True)
+        return int(self._call(etcdrpc.KVStub, "Range", request, idempotent=True, budget=budget).count)
+
+    def put(self, key: bytes, value: bytes, lease: int = 0, budget: float | None = None) -> int:
+        """Set ``key``; return the new revision."""
+        request = etcdrpc.PutRequest(key=key, value=value, lease=lease)
+        return int(self._call(etcdrpc.KVStub, "Put", request, idempotent=False, budget=budget).header.revision)
+
+    def delete(self, key: bytes, budget: float | None = None) -> int:
+        """Delete ``key``; return how many keys were deleted (0 or 1)."""
+        request = etcdrpc.DeleteRangeRequest(key=key)
+        return int(self._call(etcdrpc.KVStub, "DeleteRange", request, idempotent=False, budget=budget).deleted)
+
+    def txn(self, compare: Sequence[RevisionIs], success: Sequence[Op], failure: Sequence[Op],
+            budget: float | None = None, idempotent: bool = False) -> TxnResult:
+        """One atomic transaction: ``success`` ops if every compare holds, else ``failure`` ops."""
+        request = etcdrpc.TxnRequest(compare=[_compare(c) for c in compare],
+                                     success=[_request_op(o) for o in success],
+                                     failure=[_request_op(o) for o in failure])
+        response = self._call(etcdrpc.KVStub, "Txn", request, idempotent=idempotent, budget=budget)
+        ops = success if response.succeeded else failure
+        results = tuple(_op_result(op, r) for op, r in zip(ops, response.responses))
+        return TxnResult(bool(response.succeeded), int(response.header.revision), results)
+
+    # -- leases -----------------------------------------------------------------------
+
+    def lease_grant(self, ttl: int, budget: float | None = None) -> int:
+        """A new lease of ``ttl`` whole seconds; returns its id."""
+        response = self._call(etcdrpc.LeaseStub, "LeaseGrant", etcdrpc.LeaseGrantRequest(TTL=ttl),
+                              idempotent=True, budget=budget)
+        if response.error:
+            raise EtcdRequestError(f"etcd at {self.label}: lease grant failed: {response.error}", self.label)
+        return int(response.ID)
+
+    def lease_keepalive(self, lease: int, budget: float | None = None) -> int:
+        """Renew ``lease`` once; return its TTL now (0 when it has expired)."""
+        token = self._token
+        responses = self._call(etcdrpc.LeaseStub, "LeaseKeepAlive", etcdrpc.LeaseKeepAliveRequest(ID=lease),
+                               idempotent=True, budget=budget, stream=True)
+        try:
+            return int(next(iter(responses)).TTL)
+        except grpc.RpcError as exc:
+            raise self._stream_error(exc, self._current, token) from None
+        except StopIteration:
+            raise EtcdUnavailable(f"etcd at {self.label}: lease keep-alive stream closed", self.label) from None
+        finally:
+            responses.cancel()
+
+    def _stream_error(self, exc: grpc.RpcError, index: int, token: str | None) -> EtcdError:
+        """Classify a failed stream; an expired token is renewed and reported as transient."""
+        member = self._members[index]
+        error = translate(exc, member.label)
+        if isinstance(error, EtcdAuthError) and "invalid auth token" in str(error):
+            self._authenticate(member, stale=token)
+            return EtcdUnavailable(f"{error} (token renewed; retry)", member.label, error.code)
+        if isinstance(error, (EtcdUnavailable, EtcdTimeout)):
+            self._advance(index)
+        return error
+
+    # -- watch ------------------------------------------------------------------------
+
+    def watch(self, keys: Sequence[bytes], start_revision: int, timeout: float) -> Iterator[list[tuple[bool, bytes, int]]]:
+        """Yield batches of ``(is_put, key, revision)`` events on ``keys`` from ``start_revision``
+        on, until ``timeout`` seconds pass (then the iterator just ends).
+
+        Starting at the revision of a read done before the watch means no
+        change after that read can be missed. Raises ``EtcdUnavailable`` when
+        the stream breaks or the server cancels it (compaction, lost leader).
+        """
+        requests = [etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(key=k, start_revision=start_revision))
+                    for k in keys]
+        index = self._current
+        member = self._members[index]
+        token = self._token
+        end = time.monotonic() + timeout
+        call = member.stub(etcdrpc.WatchStub).Watch(iter(requests), timeout=max(timeout, 0.001),
+                                                    metadata=self._metadata())
+        try:
+            for response in call:
+                if response.canceled:
+                    reason = response.cancel_reason or f"compacted at revision {response.compact_revision}"
+                    raise EtcdUnavailable(f"etcd at {member.label}: watch canceled: {reason}", member.label)
+                if response.events:
+                    yield [(e.type == e.PUT, e.kv.key, e.kv.mod_revision) for e in response.events]
+        except grpc.RpcError as exc:
+            # Our deadline, seen by the client or first by the server ("context deadline exceeded").
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED or time.monotonic() >= end - 0.05 or (  # type: ignore[attr-defined]
+                    "deadline exceeded" in (exc.details() or "")):  # type: ignore[attr-defined]
+                return
+            raise self._stream_error(exc, index, token) from None
+        finally:
+            call.cancel()
