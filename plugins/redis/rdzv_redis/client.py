@@ -84,8 +84,9 @@ def build_client(settings: RedisSettings) -> tuple[redis.Redis, Any]:
         )
         return sentinel.master_for(settings.sentinel_master), sentinel
     if settings.unix_path is not None:
+        unix_kwargs = {k: v for k, v in kwargs.items() if k != "socket_keepalive"}
         pool = redis.ConnectionPool(
-            connection_class=redis.UnixDomainSocketConnection, path=settings.unix_path, **kwargs
+            connection_class=redis.UnixDomainSocketConnection, path=settings.unix_path, **unix_kwargs
         )
     else:
         endpoint = settings.endpoints[0]

@@ -1,0 +1,186 @@
+"""Redis-specific behaviour beyond the conformance suite."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from rdzv_core.handler import create_backend
+from rdzv_core.testing import AdapterHarness
+from rdzv_redis.adapter import RedisStateStore
+from rdzv_redis.testing.servers import RedisServer
+
+
+@pytest.fixture
+def adapter(plain_harness: AdapterHarness):  # type: ignore[no-untyped-def]
+    store = plain_harness.adapter(plain_harness.new_run_id())
+    yield store
+    store.purge()
+    store.close()
+
+
+def test_keys_share_one_hash_tag_and_expire(adapter: RedisStateStore, redis_server: RedisServer) -> None:
+    admin = redis_server.admin()
+    adapter.cas("state", None, b"s")
+    adapter.add("kv/n", 2)
+    names = sorted(k.decode() for k in admin.scan_iter(match=adapter.namespace.match_all))
+    tag = adapter.namespace.tag
+    assert names and all(n.startswith(tag) for n in names)
+    slots = {_slot(n) for n in names}
+    assert len(slots) == 1, names
+    for name in names:
+        assert 0 < admin.pttl(name) <= 86_400_000, name
+
+
+def _slot(name: str) -> str:
+    start = name.index("{")
+    return name[start + 1 : name.index("}", start)]
+
+
+def test_per_key_ttl_expires_the_key(adapter: RedisStateStore) -> None:
+    adapter.write("hb/node-1", b"alive", ttl=0.3)
+    adapter.write("hb/node-2", b"alive")
+    assert adapter.count("hb/") == 2
+    time.sleep(0.6)
+    assert adapter.read("hb/node-1") is None and adapter.count("hb/") == 1
+
+
+def test_run_ttl_refreshes_on_write(plain_harness: AdapterHarness, redis_server: RedisServer) -> None:
+    store = plain_harness.adapter(plain_harness.new_run_id(), ttl=100)
+    try:
+        store.write("k", b"v")
+        name = store.namespace.data("k")
+        assert 99_000 < redis_server.admin().pttl(name) <= 100_000
+        no_expiry = plain_harness.adapter(plain_harness.new_run_id(), ttl=0)
+        no_expiry.write("k", b"v")
+        assert redis_server.admin().pttl(no_expiry.namespace.data("k")) == -1
+        no_expiry.purge()
+        no_expiry.close()
+    finally:
+        store.purge()
+        store.close()
+
+
+def test_counter_reads_back_as_ascii_and_count_ignores_bookkeeping(adapter: RedisStateStore) -> None:
+    assert adapter.add("kv/c", 5) == 5
+    assert adapter.add("kv/c", -2) == 3
+    found = adapter.read("kv/c")
+    assert found is not None and found.value == b"3"
+    assert adapter.count("kv/") == 1  # no version or op-record keys counted
+    assert adapter.add("big", 2**62) == 2**62 and adapter.add("big", 2**62 - 1) == 2**63 - 1
+
+
+def test_glob_characters_in_keys_are_literal(adapter: RedisStateStore) -> None:
+    adapter.write("a*[x]?", b"1")
+    adapter.write("ab", b"1")
+    assert adapter.count("a*") == 1 and adapter.count("a") == 2
+
+
+def test_runs_are_isolated(plain_harness: AdapterHarness) -> None:
+    first = plain_harness.adapter("iso-a}:x")
+    second = plain_harness.adapter("iso-a")
+    try:
+        first.write("k", b"1")
+        assert second.read("x}:k") is None and second.count("") == 0
+    finally:
+        for store in (first, second):
+            store.purge()
+            store.close()
+
+
+def test_versions_never_repeat_after_delete(adapter: RedisStateStore) -> None:
+    old = adapter.cas("k", None, b"one").token
+    adapter.delete("k")
+    new = adapter.cas("k", None, b"one").token
+    assert new != old
+    assert not adapter.cas("k", old, b"two").applied
+
+
+def test_cas_survives_a_script_cache_flush(adapter: RedisStateStore, redis_server: RedisServer) -> None:
+    token = adapter.cas("k", None, b"one").token
+    redis_server.admin().script_flush()  # what a failover to a fresh master looks like
+    assert adapter.cas("k", token, b"two").applied
+    adapter.write("w", b"x")
+    assert adapter.add("n", 1) == 1
+
+
+def test_wait_wakes_on_publish_not_by_polling(adapter: RedisStateStore, redis_server: RedisServer) -> None:
+    admin = redis_server.admin()
+    before = int(admin.info("commandstats").get("cmdstat_exists", {}).get("calls", 0))
+    result: list[bool] = []
+    waiter = threading.Thread(target=lambda: result.append(adapter.wait(["late"], 30)))
+    started = time.monotonic()
+    waiter.start()
+    time.sleep(1.5)
+    adapter.write("late", b"x")
+    waiter.join(30)
+    assert result == [True] and time.monotonic() - started < 10
+    calls = int(admin.info("commandstats").get("cmdstat_exists", {}).get("calls", 0)) - before
+    assert calls <= 4, f"{calls} EXISTS calls for one wait: that is polling"
+
+
+def test_wait_times_out(adapter: RedisStateStore) -> None:
+    started = time.monotonic()
+    assert adapter.wait(["never"], 0.5) is False
+    assert time.monotonic() - started < 5
+
+
+def test_add_is_not_applied_twice_when_retried(adapter: RedisStateStore, redis_server: RedisServer) -> None:
+    """A client whose connections are killed mid-run still adds exactly once per call."""
+    admin = redis_server.admin()
+    total = 0
+    for i in range(20):
+        if i % 5 == 0:
+            admin.client_kill_filter(_type="normal", skipme=True)
+        total = adapter.add("n", 1)
+    assert total == 20
+
+
+def test_after_fork_child_uses_its_own_connections(adapter: RedisStateStore) -> None:
+    adapter.write("parent", b"1")
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            adapter.after_fork()
+            adapter.write("child", b"2")
+            code = 0 if adapter.read("parent").value == b"1" else 3
+        finally:
+            os.write(write_fd, b"done")
+            os._exit(code)
+    os.read(read_fd, 4)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert adapter.read("child").value == b"2"  # the parent's pool still works
+    os.close(read_fd)
+    os.close(write_fd)
+
+
+def test_state_is_signed_when_a_secret_is_set(
+    plain_harness: AdapterHarness, redis_server: RedisServer, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    secret = tmp_path / "secret"
+    secret.write_text("rendezvous-secret\n")
+    run = plain_harness.new_run_id()
+    backend, _ = create_backend(plain_harness.params(run, secret_file=str(secret)), plain_harness.registry())
+    backend.set_state(b"payload")
+    other, _ = create_backend(plain_harness.params(run), plain_harness.registry())
+    from torch.distributed.elastic.rendezvous import RendezvousStateError
+
+    with pytest.raises(RendezvousStateError, match="signed"):
+        other.get_state()
+    plain_harness.adapter(run).purge()
+
+
+def test_unix_socket_endpoint(redis_binary: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    sock = tmp_path / "redis.sock"
+    with RedisServer(tmp_path / "srv", [f'unixsocket "{sock}"', "unixsocketperm 700"]) as _server:
+        h = AdapterHarness(RedisStateStore, endpoint=f"unix://{sock}", conf={"db": 2}, backend_name="redis")
+        store = h.adapter(h.new_run_id())
+        assert store.cas("k", None, b"v").applied and store.read("k").value == b"v"
+        assert store.endpoint.startswith("unix://")
+        store.close()
