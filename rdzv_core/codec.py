@@ -15,7 +15,11 @@ A frame is::
 
 The nonce and lineage let the core settle a write whose reply was lost: a
 later reader finds our nonce either as the current frame's nonce or in its
-lineage (the value was built on ours) and knows that our write landed.
+lineage (the value was built on ours) and knows that our write landed. The
+one case it cannot prove is more than ``LINEAGE_DEPTH`` (32) writes stacked
+on ours between the lost reply and the read-back (one round trip); the
+write is then reported as not applied, which torch's handler survives because
+it re-applies its change to the fresh state, and its changes are idempotent.
 
 With a secret configured, frames must carry a valid HMAC; anything else is
 rejected *before* the payload reaches ``pickle`` in torch's handler.
@@ -35,7 +39,7 @@ FORMAT_VERSION = 1
 FLAG_ZLIB = 0x01
 FLAG_HMAC = 0x02
 NONCE_SIZE = 8
-LINEAGE_DEPTH = 8
+LINEAGE_DEPTH = 32
 MAC_SIZE = 32
 DEFAULT_COMPRESS_THRESHOLD = 1024
 

@@ -191,13 +191,8 @@ class GuardedStore:
                         raise self.failure("cas", key, f"{type(exc).__name__}: {exc}", cause=exc) from exc
                     raise
                 last = exc
-            if not deadline.sleep(backoff.next_delay()):
-                raise self.failure(
-                    "cas", key,
-                    f"gave up after {backoff.attempts} attempts in {deadline.elapsed():.1f} s; "
-                    f"last error: {type(last).__name__}: {last}",
-                    timed_out=True, cause=last,
-                ) from last
+            # Settle at once: the sooner we read back, the fewer writes can have
+            # been stacked on top of ours in the meantime.
             current = self.read(key, deadline)
             if landed(current):
                 assert current is not None
@@ -208,3 +203,10 @@ class GuardedStore:
                     return CasResult(None, None, False)
                 return CasResult(current.value, current.token, False)
             # The key is exactly as before our attempt: it did not land; send it again.
+            if not deadline.sleep(backoff.next_delay()):
+                raise self.failure(
+                    "cas", key,
+                    f"gave up after {backoff.attempts} attempts in {deadline.elapsed():.1f} s; "
+                    f"last error: {type(last).__name__}: {last}",
+                    timed_out=True, cause=last,
+                ) from last

@@ -58,6 +58,8 @@ class C10dStateStore(StateStore):
         import torch.distributed as dist
 
         self._store = store
+        # FileStore.delete_key returns True even for a missing key.
+        self._delete_reports_existence = not isinstance(store, dist.FileStore)
         self._prefix = f"rdzv/{run_id}/"
         self._endpoint = endpoint
         self._reopen = reopen
@@ -165,7 +167,9 @@ class C10dStateStore(StateStore):
 
     def delete(self, key: str) -> bool:
         """See base class."""
-        return bool(self._store.delete_key(self._k(key)))
+        full = self._k(key)
+        existed = self._delete_reports_existence or self._store.check([full])
+        return bool(self._store.delete_key(full)) and existed
 
     def count(self, prefix: str) -> int:
         """See base class (lists the store's keys)."""

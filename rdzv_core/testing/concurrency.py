@@ -1,0 +1,84 @@
+"""Conformance: many clients CASing one state, with and without faults."""
+
+from __future__ import annotations
+
+import threading
+
+from rdzv_core.backend import RdzvBackend
+from rdzv_core.codec import FrameCodec
+from rdzv_core.guarded import GuardedStore
+from rdzv_core.testing.faults import FaultyStore
+from rdzv_core.testing.harness import AdapterHarness
+
+THREADS = 16
+INCREMENTS = 8
+
+
+def cas_increment(backend: RdzvBackend, times: int) -> int:
+    """CAS-increment a decimal counter state ``times`` times; return how many
+    ``set_state`` calls reported success (must equal ``times``)."""
+    applied = 0
+    for _ in range(times):
+        current = backend.get_state()
+        while True:
+            value, token = (0, None) if current is None else (int(current[0]), current[1])
+            # Threads that read the same value write byte-identical payloads.
+            result = backend.set_state(str(value + 1).encode(), token)
+            if result is not None and result[2]:
+                applied += 1
+                break
+            current = None if result is None else (result[0], result[1])
+    return applied
+
+
+def run_counter(backends: list[RdzvBackend]) -> tuple[int, int]:
+    """Run :func:`cas_increment` on every backend in its own thread.
+
+    Returns ``(successes reported, final counter value)``.
+    """
+    reported: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker(backend: RdzvBackend) -> None:
+        try:
+            count = cas_increment(backend, INCREMENTS)
+            with lock:
+                reported.append(count)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(b,)) for b in backends]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert not errors, errors
+    final = backends[0].get_state()
+    return sum(reported), int(final[0]) if final else 0
+
+
+def backend_over(adapter, harness: AdapterHarness) -> RdzvBackend:  # type: ignore[no-untyped-def]
+    """A backend on ``adapter`` configured as the handler would."""
+    return RdzvBackend(GuardedStore(adapter, harness.backend, read_timeout=60.0), harness.backend, FrameCodec())
+
+
+class ConcurrencyTests:
+    """No update lost, none applied twice, under contention and faults."""
+
+    def test_concurrent_cas_increments_are_exact(self, harness: AdapterHarness) -> None:
+        run = harness.new_run_id()
+        backends = [backend_over(harness.adapter(run), harness) for _ in range(THREADS)]
+        reported, final = run_counter(backends)
+        assert final == THREADS * INCREMENTS
+        assert reported == THREADS * INCREMENTS
+
+    def test_exact_count_with_lost_replies_and_failed_sends(self, harness: AdapterHarness) -> None:
+        run = harness.new_run_id()
+        faulty = [FaultyStore(harness.adapter(run), every=3) for _ in range(THREADS)]
+        backends = [backend_over(store, harness) for store in faulty]
+        reported, final = run_counter(backends)
+        assert sum(f.injected_after for f in faulty) > 0
+        assert sum(f.injected_before for f in faulty) > 0
+        assert final == THREADS * INCREMENTS
+        assert reported == THREADS * INCREMENTS

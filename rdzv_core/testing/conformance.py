@@ -1,0 +1,26 @@
+"""The conformance suite: one class adapters subclass to run every test.
+
+Subclasses provide a ``harness`` fixture (see
+:class:`~rdzv_core.testing.harness.AdapterHarness`). Individual groups can be
+mixed in on their own as well (e.g. only ``FencingTests``).
+"""
+
+from __future__ import annotations
+
+from rdzv_core.testing.concurrency import ConcurrencyTests
+from rdzv_core.testing.contract import FencingTests, PrimitiveTests
+from rdzv_core.testing.rendezvous import RendezvousTests
+from rdzv_core.testing.store_semantics import StoreSemanticsTests
+
+__all__ = [
+    "ConformanceSuite",
+    "PrimitiveTests",
+    "FencingTests",
+    "StoreSemanticsTests",
+    "ConcurrencyTests",
+    "RendezvousTests",
+]
+
+
+class ConformanceSuite(PrimitiveTests, FencingTests, StoreSemanticsTests, ConcurrencyTests, RendezvousTests):
+    """Every conformance test; subclass it and provide a ``harness`` fixture."""
