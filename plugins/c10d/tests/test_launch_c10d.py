@@ -1,0 +1,72 @@
+"""End-to-end: real rdzv-run/torchrun agents on the c10d adapter, gloo all-reduce."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rdzv_core.testing.launch import Agent, agent_command, start_agent, stop_all, wait_for_text
+from rdzv_core.testing.ports import free_port
+
+pytestmark = pytest.mark.launch
+FAST = {"last_call_timeout": 1, "keep_alive_interval": 1, "keep_alive_max_attempt": 2, "read_timeout": 30}
+
+
+def run_two_agents(tmp_path: Path, launcher: str, backend: str, endpoints: list[str], confs: list[dict]) -> list[Agent]:
+    agents = [
+        start_agent(agent_command(launcher, backend, endpoints[i], "e2e", "2", 2, {**FAST, **confs[i]}), tmp_path / f"agent{i}.log")
+        for i in range(2)
+    ]
+    try:
+        for agent in agents:
+            assert agent.wait(180) == 0, agent.output()[-4000:]
+    finally:
+        stop_all(agents)
+    return agents
+
+
+def assert_all_reduced(agents: list[Agent], world_size: int) -> None:
+    reports = [r for agent in agents for r in agent.reports()]
+    assert sorted(r["rank"] for r in reports) == list(range(world_size))
+    for report in reports:
+        assert report["world_size"] == world_size
+        assert report["sum"] == report["expected_sum"]
+
+
+def test_rdzv_run_c10d_tcp(tmp_path: Path) -> None:
+    endpoint = f"127.0.0.1:{free_port()}"
+    agents = run_two_agents(tmp_path, "rdzv-run", "c10d", [endpoint] * 2, [{"is_host": "true"}, {"is_host": "false"}])
+    assert_all_reduced(agents, 4)
+    assert {r["group_rank"] for a in agents for r in a.reports()} == {0, 1}
+
+
+def test_rdzv_run_c10d_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "rdzv-filestore")
+    agents = run_two_agents(tmp_path, "rdzv-run", "c10d", [path] * 2, [{"store_type": "file"}] * 2)
+    assert_all_reduced(agents, 4)
+
+
+def test_plain_torchrun_reaches_rdzv_c10d(tmp_path: Path) -> None:
+    endpoint = f"127.0.0.1:{free_port()}"
+    agents = run_two_agents(tmp_path, "torchrun", "rdzv-c10d", [endpoint] * 2, [{"is_host": "true"}, {"is_host": "false"}])
+    assert_all_reduced(agents, 4)
+
+
+def test_elastic_agent_killed_mid_run_the_other_finishes(tmp_path: Path) -> None:
+    endpoint = f"127.0.0.1:{free_port()}"
+    worker_args = ["--steps", "40", "--step-seconds", "0.25"]
+    agents = []
+    try:
+        for i, is_host in enumerate(("true", "false")):
+            command = agent_command("rdzv-run", "c10d", endpoint, "elastic", "1:2", 2, {**FAST, "is_host": is_host},
+                                    max_restarts=3, worker_args=worker_args)
+            agents.append(start_agent(command, tmp_path / f"agent{i}.log"))
+        wait_for_text(agents[0], "RDZV-STEP rank=0 world_size=4", 120)
+        agents[1].kill()  # the second node dies (c10d's store lives in the first)
+        assert agents[0].wait(240) == 0, agents[0].output()[-4000:]
+    finally:
+        stop_all(agents)
+    final = [r for r in agents[0].reports() if r["restart"] >= 1]
+    assert sorted(r["rank"] for r in final) == [0, 1]
+    assert all(r["world_size"] == 2 and r["sum"] == 3.0 for r in final)

@@ -1,0 +1,150 @@
+"""Real ``rdzv-run``/``torchrun`` launches for end-to-end tests.
+
+Each agent is a separate process group leader (so a test can kill an agent
+and its workers together), its output goes to a log file, and the workers'
+``RDZV-WORKER`` report lines are parsed back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from rdzv_core.testing import allreduce_worker
+
+WORKER_SCRIPT = allreduce_worker.__file__
+REPORT_PREFIX = "RDZV-WORKER "
+
+
+def descendants(pid: int) -> list[int]:
+    """All processes below ``pid`` (read from /proc; Linux only)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def launcher_executable(name: str) -> str:
+    """Path of ``rdzv-run`` or ``torchrun`` beside the running interpreter."""
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else name
+
+
+@dataclass
+class Agent:
+    """One running launcher process and its log."""
+
+    process: subprocess.Popen
+    log_path: Path
+    command: list[str] = field(default_factory=list)
+
+    def output(self) -> str:
+        """Everything the agent and its workers printed so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def reports(self) -> list[dict[str, Any]]:
+        """The workers' report lines."""
+        return [json.loads(line[len(REPORT_PREFIX):]) for line in self.output().splitlines() if line.startswith(REPORT_PREFIX)]
+
+    def kill(self) -> None:
+        """SIGKILL the agent and every process below it (a node dying).
+
+        torch starts workers in sessions of their own, so killing the agent's
+        process group is not enough: the whole process tree is collected first.
+        """
+        for pid in [self.process.pid, *descendants(self.process.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the agent to exit; kill it and raise if it takes too long."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"agent did not finish within {timeout} s; its output:\n{self.output()[-4000:]}")
+
+
+def agent_command(
+    launcher: str,
+    backend: str,
+    endpoint: str,
+    run_id: str,
+    nnodes: str,
+    nproc_per_node: int = 2,
+    conf: dict[str, Any] | None = None,
+    max_restarts: int = 0,
+    worker_args: Sequence[str] = (),
+    monitor_interval: float = 0.5,
+) -> list[str]:
+    """The command line of one agent running :mod:`allreduce_worker`."""
+    command = [
+        launcher_executable(launcher),
+        f"--nnodes={nnodes}",
+        f"--nproc-per-node={nproc_per_node}",
+        f"--rdzv-backend={backend}",
+        f"--rdzv-endpoint={endpoint}",
+        f"--rdzv-id={run_id}",
+        f"--max-restarts={max_restarts}",
+        f"--monitor-interval={monitor_interval}",
+        "--local-addr=127.0.0.1",
+    ]
+    if conf:
+        command.append("--rdzv-conf=" + ",".join(f"{k}={v}" for k, v in conf.items()))
+    return [*command, WORKER_SCRIPT, *worker_args]
+
+
+def start_agent(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> Agent:
+    """Start one agent in its own process group, logging to ``log_path``."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "LOGLEVEL": os.environ.get("LOGLEVEL", "WARNING"), **(env or {})}
+    log = open(log_path, "wb")  # noqa: SIM115 - owned by the child
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+    log.close()
+    return Agent(process, log_path, command)
+
+
+def wait_for_reports(agent: Agent, count: int, timeout: float) -> None:
+    """Wait until ``agent`` has printed ``count`` worker reports."""
+    deadline = time.monotonic() + timeout
+    while len(agent.reports()) < count:
+        if agent.process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"expected {count} worker reports; agent output:\n{agent.output()[-4000:]}")
+        time.sleep(0.2)
+
+
+def wait_for_text(agent: Agent, text: str, timeout: float) -> None:
+    """Wait until ``text`` appears in the agent's output."""
+    deadline = time.monotonic() + timeout
+    while text not in agent.output():
+        if agent.process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"expected {text!r}; agent output:\n{agent.output()[-4000:]}")
+        time.sleep(0.2)
+
+
+def stop_all(agents: Sequence[Agent]) -> None:
+    """Kill whatever is still running (test teardown)."""
+    for agent in agents:
+        if agent.process.poll() is None:
+            agent.kill()
