@@ -61,6 +61,10 @@ class EtcdStateStore(StateStore):
     name = "etcd"
     conf_keys = CONF_KEYS
     supports_ttl = True
+    # Declared on the class too (the types are pure Python): the core maps
+    # errors raised by ``from_params`` before any instance exists.
+    retryable_errors: tuple[type[BaseException], ...] = (EtcdUnavailable, EtcdTimeout)
+    client_errors: tuple[type[BaseException], ...] = (EtcdError,)
 
     def __init__(self, settings: EtcdSettings, client: EtcdClient) -> None:
         from rdzv_etcd.leases import LeaseKeeper

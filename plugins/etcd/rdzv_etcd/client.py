@@ -14,12 +14,20 @@ this module only.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterator, Sequence
 
-import grpc
-from pyetcd import etcdrpc
+# gRPC survives fork() only with its fork support on, which it reads once at
+# import: without it a forked child that opens a channel can hang or crash
+# while the parent has gRPC threads running. Turn it on unless the user chose.
+_GRPC_PREIMPORTED = "grpc" in sys.modules
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "true")
+
+import grpc  # noqa: E402
+from pyetcd import etcdrpc  # noqa: E402
 
 from rdzv_etcd.errors import EtcdAuthError, EtcdError, EtcdRequestError, EtcdTimeout, EtcdUnavailable, LeaseNotFound
 from rdzv_etcd.keys import prefix_range_end
@@ -27,16 +35,22 @@ from rdzv_etcd.ops import Delete, Get, KeyValue, MemberStatus, Op, OpResult, Put
 from rdzv_etcd.settings import Target, TlsMaterial
 
 log = logging.getLogger(__name__)
+if _GRPC_PREIMPORTED:
+    log.debug("grpc was imported before rdzv_etcd: its fork support is whatever that import chose")
 
+#: Reconnect quickly after a member comes back. (gRPC also uses
+#: ``min_reconnect_backoff_ms`` as the handshake deadline: it is set per
+#: client to ``connect_timeout``, never to something short.)
 _OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.keepalive_time_ms", 10_000),  # etcd refuses pings more often than every 5 s
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
 ]
 _C = grpc.ChannelConnectivity
+#: Channels inherited across ``fork``: kept alive, never used (see ``_Member.forget``).
+_ABANDONED: list[object] = []
 _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL,
               grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED}
 _AUTH_HINT = "check --rdzv-conf username and password_file (or $RDZV_ETCD_PASSWORD)"
@@ -45,8 +59,9 @@ _AUTH_HINT = "check --rdzv-conf username and password_file (or $RDZV_ETCD_PASSWO
 class _Member:
     """One cluster member: a lazily opened channel and its connectivity."""
 
-    def __init__(self, target: Target, credentials: grpc.ChannelCredentials | None) -> None:
+    def __init__(self, target: Target, credentials: grpc.ChannelCredentials | None, connect_timeout: float) -> None:
         self.target = target
+        self._options = [*_OPTIONS, ("grpc.min_reconnect_backoff_ms", max(1000, int(connect_timeout * 1000)))]
         self.label = str(target)
         self._credentials = credentials
         self._cond = threading.Condition()
@@ -66,9 +81,9 @@ class _Member:
         with self._cond:
             if self._channel is None:
                 if self._credentials is not None:
-                    self._channel = grpc.secure_channel(self.target.netloc, self._credentials, options=_OPTIONS)
+                    self._channel = grpc.secure_channel(self.target.netloc, self._credentials, options=self._options)
                 else:
-                    self._channel = grpc.insecure_channel(self.target.netloc, options=_OPTIONS)
+                    self._channel = grpc.insecure_channel(self.target.netloc, options=self._options)
                 self._channel.subscribe(self._on_state, try_to_connect=True)
             name = kind.__name__
             if name not in self._stubs:
@@ -101,7 +116,14 @@ class _Member:
             channel.close()
 
     def forget(self) -> None:
-        """Drop the channel without touching it (after ``fork``)."""
+        """Abandon the channel without touching it (after ``fork``).
+
+        It is parked in :data:`_ABANDONED` rather than dropped: collecting it
+        would run its ``close()``, which in a forked child can block forever
+        on a lock that a parent's gRPC thread held at the moment of the fork.
+        """
+        if self._channel is not None:
+            _ABANDONED.append((self._channel, self._stubs))
         self._cond = threading.Condition()
         self._channel, self._state, self._stubs, self._was_ready = None, None, {}, False
 
@@ -116,7 +138,7 @@ def _credentials(tls: TlsMaterial | None, any_tls: bool) -> grpc.ChannelCredenti
 def _describe(exc: grpc.RpcError) -> str:
     details = (exc.details() or "").strip() or exc.code().name  # type: ignore[attr-defined]
     lowered = details.lower()
-    if "ssl" in lowered or "handshake" in lowered or "certificate" in lowered:
+    if "ssl" in lowered or "handshake" in lowered or "certificate" in lowered or "socket closed" in lowered:
         details += " (TLS mismatch? check https:// versus http:// and --rdzv-conf cacert/cert/key)"
     elif "http/2" in lowered or "http1" in lowered:
         details += " (this port does not speak gRPC: is it an etcd client port?)"
@@ -188,7 +210,7 @@ class EtcdClient:
     def __init__(self, targets: Sequence[Target], tls: TlsMaterial | None = None, username: str | None = None,
                  password: str | None = None, connect_timeout: float = 10.0, rpc_timeout: float = 20.0) -> None:
         credentials = _credentials(tls, any(t.tls for t in targets))
-        self._members = [_Member(t, credentials) for t in targets]
+        self._members = [_Member(t, credentials, connect_timeout) for t in targets]
         self._username, self._password = username, password
         self.connect_timeout, self.rpc_timeout = connect_timeout, rpc_timeout
         self._lock = threading.Lock()
@@ -226,7 +248,8 @@ class EtcdClient:
             state = member.settle(min(self.connect_timeout, left))
             if state not in (_C.READY, _C.TRANSIENT_FAILURE, _C.IDLE):
                 failures.append(EtcdUnavailable(
-                    f"{member.label}: no connection within {min(self.connect_timeout, left):.3g} s", member.label,
+                    f"{member.label}: no connection within {min(self.connect_timeout, left):.3g} s "
+                    "(is the host reachable, and is this an etcd client port?)", member.label,
                     unsent=True))
                 self._advance(index)
                 tried += 1

@@ -14,6 +14,9 @@ from typing import Iterator
 
 import pytest
 
+# First, as in production: the client module turns on gRPC's fork support,
+# which gRPC reads only when it is first imported.
+import rdzv_etcd.client  # noqa: F401  isort: skip
 from rdzv_core.testing import AdapterHarness
 from rdzv_etcd.adapter import EtcdStateStore
 from rdzv_etcd.testing.servers import EtcdCluster, ServerBinaryMissing, etcd_cluster, find_etcd

@@ -239,6 +239,25 @@ class EtcdCluster:
         finally:
             channel.close()
 
+    def as_root(self, password: str) -> tuple[Any, Any, list[tuple[str, str]]]:
+        """``(AuthStub, rpc module, metadata)`` authenticated as ``root``
+        (whose password :meth:`enable_auth` set to ``password + "-root"``)."""
+        channel, rpc = _stubs(self.members[0].address, self.tls)
+        auth = rpc.AuthStub(channel)
+        token = auth.Authenticate(rpc.AuthenticateRequest(name="root", password=password + "-root"), timeout=5).token
+        return auth, rpc, [("token", token)]
+
+    def add_user(self, password: str, user: str, user_password: str, role: str = "rdzv") -> None:
+        """As root (see :meth:`as_root`), add ``user`` with ``role``."""
+        auth, rpc, md = self.as_root(password)
+        auth.UserAdd(rpc.AuthUserAddRequest(name=user, password=user_password), timeout=5, metadata=md)
+        auth.UserGrantRole(rpc.AuthUserGrantRoleRequest(user=user, role=role), timeout=5, metadata=md)
+
+    def delete_user(self, password: str, user: str) -> None:
+        """As root, delete ``user`` (its tokens stop working at once)."""
+        auth, rpc, md = self.as_root(password)
+        auth.UserDelete(rpc.AuthUserDeleteRequest(name=user), timeout=5, metadata=md)
+
     def stop(self) -> None:
         """Stop every member."""
         for member in self.members:
