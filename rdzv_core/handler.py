@@ -33,15 +33,17 @@ def connect_adapter(params: RendezvousParameters, registry: BackendRegistry | No
     core = CoreConfig.from_reader(conf)
     if not params.run_id:
         raise RdzvConfigError(f"rdzv backend '{params.backend}': the run id (--rdzv-id) must not be empty")
+    prefix = f"rdzv backend '{params.backend}'"
     try:
         adapter = adapter_cls.from_params(params)
-    except RdzvConfigError:
-        raise
-    except ValueError as exc:
-        raise RdzvConfigError(f"rdzv backend '{params.backend}': {exc}") from exc
-    except (OSError, *adapter_cls.client_errors) as exc:
+    except ValueError as exc:  # RdzvConfigError included: add the backend if missing
+        if str(exc).startswith(prefix):
+            raise
+        raise RdzvConfigError(f"{prefix}: {exc}") from exc
+    except (OSError, RuntimeError, *adapter_cls.client_errors) as exc:
+        # Connecting failed (c10d raises DistNetworkError, a RuntimeError).
         raise RendezvousConnectionError(
-            f"rdzv backend '{params.backend}': cannot connect to {params.endpoint!r}: {type(exc).__name__}: {exc}"
+            f"{prefix}: cannot connect to {params.endpoint!r}: {type(exc).__name__}: {exc}"
         ) from exc
     return adapter, core
 

@@ -1,0 +1,50 @@
+"""The rdzv command, rdzv-run's backend check, and torch's entry-point group."""
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*args], capture_output=True, text=True, timeout=120)
+
+
+def test_rdzv_backends_lists_installed_adapters() -> None:
+    result = run(str(BIN / "rdzv"), "backends")
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("c10d "))
+    assert "rdzv-c10d" in line and "0.1.0" in line and line.rstrip().endswith("ok")
+
+
+def test_torchrun_handlers_never_claim_a_torch_builtin_name() -> None:
+    names = {ep.name for ep in entry_points(group="torchrun.handlers")}
+    assert "rdzv-c10d" in names
+    assert not names & {"c10d", "etcd", "etcd-v2", "static"}
+
+
+def test_entry_point_module_imports_nothing_heavy() -> None:
+    code = "import sys, rdzv_core.torchrun_entry as e; e.handler_creator(); print(sorted(m for m in ('torch','redis','pyetcd','grpc') if m in sys.modules))"
+    result = run(sys.executable, "-c", code)
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_rdzv_run_rejects_an_unknown_backend_with_a_suggestion() -> None:
+    result = run(str(BIN / "rdzv-run"), "--nnodes=1", "--rdzv-backend=c10dd", "--rdzv-endpoint=x:1", "x.py")
+    assert result.returncode == 2
+    assert "unknown rdzv backend 'c10dd'" in result.stderr and "Did you mean 'c10d'" in result.stderr
+
+
+def test_rdzv_run_points_to_the_package_of_a_missing_first_party_backend(tmp_path: Path) -> None:
+    # A venv-independent check of the hint text: rdzv-run with a backend name no
+    # plugin provides but which is first-party.
+    from rdzv_core.plugins import unknown_backend_message
+
+    assert "pip install rdzv-redis" in unknown_backend_message("redis", ["c10d"])
+
+
+def test_rdzv_run_subcommand_is_rdzv_run() -> None:
+    result = run(str(BIN / "rdzv"), "run", "--nnodes=1", "--rdzv-backend=nope", "x.py")
+    assert result.returncode == 2 and "unknown rdzv backend 'nope'" in result.stderr

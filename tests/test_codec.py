@@ -1,0 +1,85 @@
+"""Frame encoding: integrity, compression, signing, lineage."""
+
+import pytest
+
+from rdzv_core.codec import LINEAGE_DEPTH, FrameCodec, FrameError, new_nonce
+
+
+def test_round_trip_keeps_payload_and_nonce() -> None:
+    codec = FrameCodec()
+    nonce = new_nonce()
+    frame = codec.decode(codec.encode(b"state", nonce))
+    assert (frame.payload, frame.nonce, frame.lineage) == (b"state", nonce, ())
+
+
+def test_large_payloads_are_compressed_small_ones_are_not() -> None:
+    codec = FrameCodec(compress_threshold=100)
+    big, small = b"participant-" * 200, b"tiny"
+    assert len(codec.encode(big, new_nonce())) < len(big) // 4
+    assert codec.decode(codec.encode(big, new_nonce())).payload == big
+    assert codec.encode(small, new_nonce()).endswith(small)
+
+
+def test_incompressible_payload_is_stored_raw() -> None:
+    import os
+
+    payload = os.urandom(4096)
+    encoded = FrameCodec(compress_threshold=10).encode(payload, new_nonce())
+    assert encoded.endswith(payload)
+
+
+def test_lineage_records_the_replaced_frames_newest_first() -> None:
+    codec = FrameCodec()
+    frames = [codec.decode(codec.encode(b"0", new_nonce()))]
+    for i in range(LINEAGE_DEPTH + 3):
+        frames.append(codec.decode(codec.encode(str(i).encode(), new_nonce(), frames[-1])))
+    last = frames[-1]
+    assert last.lineage[0] == frames[-2].nonce
+    assert len(last.lineage) == LINEAGE_DEPTH
+    assert last.descends_from(frames[-LINEAGE_DEPTH - 1].nonce)
+    assert not last.descends_from(frames[0].nonce)  # fell off the end
+
+
+@pytest.mark.parametrize("position", [0, 3, 5, 20, -1])
+def test_any_flipped_byte_is_detected(position: int) -> None:
+    codec = FrameCodec()
+    data = bytearray(codec.encode(b"some rendezvous state", new_nonce()))
+    data[position] ^= 0x40
+    with pytest.raises(FrameError):
+        codec.decode(bytes(data))
+
+
+def test_truncated_and_foreign_values_are_rejected() -> None:
+    codec = FrameCodec()
+    good = codec.encode(b"payload", new_nonce())
+    with pytest.raises(FrameError, match="too short"):
+        codec.decode(good[:10])
+    with pytest.raises(FrameError, match="magic"):
+        codec.decode(b"Y2FuaW1hZGFt" * 4)  # torch's c10d sentinel
+    with pytest.raises(FrameError, match="version"):
+        codec.decode(good[:2] + b"\x09" + good[3:])
+
+
+def test_signed_frames_verify_with_the_same_secret_only() -> None:
+    signer = FrameCodec(secret=b"k1")
+    data = signer.encode(b"state", new_nonce())
+    assert signer.decode(data).payload == b"state"
+    with pytest.raises(FrameError, match="signature check failed"):
+        FrameCodec(secret=b"k2").decode(data)
+    with pytest.raises(FrameError, match="no rendezvous secret is configured"):
+        FrameCodec().decode(data)
+    with pytest.raises(FrameError, match="no signature"):
+        signer.decode(FrameCodec().encode(b"state", new_nonce()))
+
+
+def test_tampered_signed_payload_fails_even_with_fixed_checksum() -> None:
+    import zlib
+
+    codec = FrameCodec(secret=b"k")
+    data = bytearray(codec.encode(b"AAAA", new_nonce()))
+    data[-4:] = b"BBBB"
+    head_end = 13
+    crc = zlib.crc32(bytes(data[-4:]), zlib.crc32(bytes(data[:head_end]))).to_bytes(4, "big")
+    data[head_end:head_end + 4] = crc  # an attacker can recompute the CRC, not the MAC
+    with pytest.raises(FrameError, match="signature check failed"):
+        codec.decode(bytes(data))
