@@ -22,6 +22,7 @@ from rdzv_redis import scripts
 from rdzv_redis.errors import RedisAuthError, RedisTransientError, translated
 from rdzv_redis.keys import Namespace
 from rdzv_redis.notify import RECHECK_INTERVAL, Notifier
+from rdzv_redis.sentinel import MasterWatch
 from rdzv_redis.settings import CONF_KEYS, RedisSettings, parse_settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,8 +56,14 @@ class RedisStateStore(StateStore):
         self._notifier = Notifier(client, self._ns.channel)
         self._closed = False
         self._lock = threading.Lock()
+        self._watch = self._start_watch()
         self.retryable_errors = (RedisTransientError,)
         self.client_errors = (redis_module.RedisError, RedisAuthError)
+
+    def _start_watch(self) -> MasterWatch | None:
+        if self._sentinel is None or self._settings.sentinel_master is None:
+            return None
+        return MasterWatch(self._sentinel, self._settings.sentinel_master, self._client.connection_pool).start()
 
     # -- construction -------------------------------------------------------------
 
@@ -107,6 +114,8 @@ class RedisStateStore(StateStore):
                 return
             self._closed = True
         self._notifier.close()
+        if self._watch is not None:
+            self._watch.close()
         _close_client(self._client, self._sentinel)
 
     def after_fork(self) -> None:
@@ -114,6 +123,7 @@ class RedisStateStore(StateStore):
         self._client.connection_pool.reset()
         self._notifier = Notifier(self._client, self._ns.channel)
         self._lock = threading.Lock()
+        self._watch = self._start_watch()
 
     # -- primitives -----------------------------------------------------------------
 

@@ -1,0 +1,71 @@
+"""End-to-end: real rdzv-run / torchrun agents on Redis running a gloo all-reduce."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from rdzv_core.testing.launch import Agent, agent_command, start_agent, stop_all
+from rdzv_redis.testing.servers import RedisServer
+
+pytestmark = pytest.mark.launch
+FAST = {"last_call_timeout": 1, "keep_alive_interval": 1, "keep_alive_max_attempt": 2, "read_timeout": 30}
+
+
+def run_two_agents(tmp_path: Path, launcher: str, backend: str, endpoint: str, run_id: str) -> list[Agent]:
+    agents = [
+        start_agent(agent_command(launcher, backend, endpoint, run_id, "2", 2, FAST), tmp_path / f"agent{i}.log")
+        for i in range(2)
+    ]
+    try:
+        for agent in agents:
+            assert agent.wait(180) == 0, agent.output()[-4000:]
+    finally:
+        stop_all(agents)
+    return agents
+
+
+def assert_all_reduced(reports: list[dict], world_size: int) -> None:
+    assert sorted(r["rank"] for r in reports) == list(range(world_size)), reports
+    for report in reports:
+        assert report["world_size"] == world_size and report["sum"] == report["expected_sum"]
+
+
+def test_rdzv_run_redis(tmp_path: Path, redis_server: RedisServer) -> None:
+    agents = run_two_agents(tmp_path, "rdzv-run", "redis", redis_server.endpoint, "e2e-rdzv-run")
+    assert_all_reduced([r for a in agents for r in a.reports()], 4)
+    assert {r["group_rank"] for a in agents for r in a.reports()} == {0, 1}
+
+
+def test_plain_torchrun_reaches_redis(tmp_path: Path, redis_server: RedisServer) -> None:
+    endpoint = f"redis://{redis_server.endpoint}/0"
+    agents = run_two_agents(tmp_path, "torchrun", "redis", endpoint, "e2e-torchrun")
+    assert_all_reduced([r for a in agents for r in a.reports()], 4)
+
+
+def test_elastic_rank0_node_killed_the_rest_finish(tmp_path: Path, redis_server: RedisServer) -> None:
+    """The store outlives the node that held rank 0 (c10d's cannot: it lives in that node)."""
+    worker_args = ["--steps", "40", "--step-seconds", "0.25"]
+    agents: list[Agent] = []
+    try:
+        for i in range(3):
+            command = agent_command("rdzv-run", "redis", redis_server.endpoint, "e2e-elastic", "2:3", 2, FAST,
+                                    max_restarts=3, worker_args=worker_args)
+            agents.append(start_agent(command, tmp_path / f"agent{i}.log"))
+        deadline = time.monotonic() + 120
+        first = None
+        while first is None:
+            first = next((a for a in agents if "RDZV-STEP rank=0 world_size=6" in a.output()), None)
+            if time.monotonic() > deadline or any(a.process.poll() is not None for a in agents):
+                raise AssertionError("no 6-worker step: " + "\n---\n".join(a.output()[-3000:] for a in agents))
+            time.sleep(0.2)
+        first.kill()  # rank 0's node dies, with the workers' TCPStore it hosted
+        survivors = [a for a in agents if a is not first]
+        for agent in survivors:
+            assert agent.wait(240) == 0, agent.output()[-4000:]
+    finally:
+        stop_all(agents)
+    final = [r for a in survivors for r in a.reports() if r["restart"] >= 1]
+    assert_all_reduced(final, 4)
