@@ -67,6 +67,10 @@ class FaultyStore(StateStore):
         """Delegated, with faults."""
         return self._call("read", lambda: self.inner.read(key))
 
+    def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Delegated as one call (one round trip), with faults like ``read``."""
+        return self._call("read", lambda: self.inner.read_many(keys))
+
     def cas(self, key: str, token: Token | None, value: bytes) -> CasResult:
         """Delegated, with faults."""
         return self._call("cas", lambda: self.inner.cas(key, token, value))
