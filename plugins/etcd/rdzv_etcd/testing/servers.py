@@ -258,10 +258,13 @@ class EtcdCluster:
         auth, rpc, md = self.as_root(password)
         auth.UserDelete(rpc.AuthUserDeleteRequest(name=user), timeout=5, metadata=md)
 
-    def stop(self) -> None:
-        """Stop every member."""
+    def stop(self, graceful: bool = False) -> None:
+        """Stop every member (SIGKILL unless ``graceful``: test data is thrown away)."""
         for member in self.members:
-            member.stop()
+            if graceful:
+                member.stop()
+            else:
+                member.kill()
 
     def __enter__(self) -> EtcdCluster:
         return self
