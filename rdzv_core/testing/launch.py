@@ -148,3 +148,35 @@ def stop_all(agents: Sequence[Agent]) -> None:
     for agent in agents:
         if agent.process.poll() is None:
             agent.kill()
+
+
+def run_agents(
+    log_dir: Path,
+    launcher: str,
+    backend: str,
+    endpoints: Sequence[str],
+    run_id: str,
+    confs: Sequence[dict[str, Any]],
+    timeout: float = 180,
+) -> list[Agent]:
+    """Launch one agent per endpoint/conf (``--nnodes`` = their count, 2
+    workers each), wait for all to exit and assert that each exited 0."""
+    count = len(endpoints)
+    agents = [
+        start_agent(agent_command(launcher, backend, endpoints[i], run_id, str(count), 2, confs[i]), log_dir / f"agent{i}.log")
+        for i in range(count)
+    ]
+    try:
+        for agent in agents:
+            assert agent.wait(timeout) == 0, agent.output()[-4000:]
+    finally:
+        stop_all(agents)
+    return agents
+
+
+def assert_all_reduced(agents: Sequence[Agent], world_size: int) -> None:
+    """Every rank 0..world_size-1 reported once, with the right world size and sum."""
+    reports = [report for agent in agents for report in agent.reports()]
+    assert sorted(r["rank"] for r in reports) == list(range(world_size)), reports
+    for report in reports:
+        assert report["world_size"] == world_size and report["sum"] == report["expected_sum"], report

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rdzv_core.testing.launch import Agent, agent_command, start_agent, stop_all, wait_for_text
+from rdzv_core.testing.launch import Agent, agent_command, assert_all_reduced, run_agents, start_agent, stop_all, wait_for_text
 from rdzv_core.testing.ports import free_port
 
 pytestmark = pytest.mark.launch
@@ -14,24 +14,7 @@ FAST = {"last_call_timeout": 1, "keep_alive_interval": 1, "keep_alive_max_attemp
 
 
 def run_two_agents(tmp_path: Path, launcher: str, backend: str, endpoints: list[str], confs: list[dict]) -> list[Agent]:
-    agents = [
-        start_agent(agent_command(launcher, backend, endpoints[i], "e2e", "2", 2, {**FAST, **confs[i]}), tmp_path / f"agent{i}.log")
-        for i in range(2)
-    ]
-    try:
-        for agent in agents:
-            assert agent.wait(180) == 0, agent.output()[-4000:]
-    finally:
-        stop_all(agents)
-    return agents
-
-
-def assert_all_reduced(agents: list[Agent], world_size: int) -> None:
-    reports = [r for agent in agents for r in agent.reports()]
-    assert sorted(r["rank"] for r in reports) == list(range(world_size))
-    for report in reports:
-        assert report["world_size"] == world_size
-        assert report["sum"] == report["expected_sum"]
+    return run_agents(tmp_path, launcher, backend, endpoints, "e2e", [{**FAST, **conf} for conf in confs])
 
 
 def test_rdzv_run_c10d_tcp(tmp_path: Path) -> None:
