@@ -185,3 +185,10 @@ def test_garbage_in_the_state_key_is_a_state_error(plain_harness: AdapterHarness
     raw.write("state", b"\x80\x04not a frame, maybe a pickle bomb")
     message = fails(backend.get_state, RendezvousStateError, within=5)
     assert "unusable" in message and "state" in message
+
+
+def test_credentials_for_a_cluster_without_auth_are_ignored(etcd_server: EtcdCluster, password_file: str,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    backend, _ = start(etcd_server.endpoint, username=AUTH_USER, password_file=password_file)
+    assert backend.get_state() is None
+    assert "authentication is not enabled" in caplog.text
