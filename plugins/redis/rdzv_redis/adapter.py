@@ -210,20 +210,23 @@ class RedisStateStore(StateStore):
             return True
         deadline = time.monotonic() + timeout
         notifier = self._notifier
-        notifier.ensure_subscribed(max(0.0, min(timeout, self._settings.connect_timeout)))
-        backoff = Backoff(initial=0.005, maximum=0.2)
-        while True:
-            generation = notifier.generation()
-            with translated(self._describe):
-                if self._client.exists(*full) == len(full):
-                    return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            if notifier.failure is not None or self._closed:  # no subscription possible: poll
-                time.sleep(min(backoff.next_delay(), remaining))
-            else:
-                notifier.wait_for_change(generation, min(remaining, RECHECK_INTERVAL))
+        notifier.acquire(max(0.0, min(timeout, self._settings.connect_timeout)))
+        try:
+            backoff = Backoff(initial=0.005, maximum=0.2)
+            while True:
+                generation = notifier.generation()
+                with translated(self._describe):
+                    if self._client.exists(*full) == len(full):
+                        return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                if notifier.failure is not None or self._closed:  # no subscription possible: poll
+                    time.sleep(min(backoff.next_delay(), remaining))
+                else:
+                    notifier.wait_for_change(generation, min(remaining, RECHECK_INTERVAL))
+        finally:
+            notifier.release()
 
     # -- administration ------------------------------------------------------------
 

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 RECHECK_INTERVAL = 5.0
 #: How often an idle subscription is pinged, to notice a dead connection.
 PING_INTERVAL = 10.0
+#: The listener stops (and frees its connection) after this long without waiters.
+IDLE_STOP = 30.0
 #: Longest a ``get_message`` call blocks (bounds how fast ``close`` is seen).
 _POLL = 0.5
 
@@ -55,6 +57,8 @@ class Notifier:
         self._closed = False
         self._failure: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._waiters = 0
+        self._last_used = time.monotonic()
 
     @property
     def failure(self) -> BaseException | None:
@@ -66,10 +70,13 @@ class Notifier:
         with self._cond:
             return self._generation
 
-    def ensure_subscribed(self, timeout: float) -> bool:
-        """Start the listener if needed; wait up to ``timeout`` s until it is subscribed."""
+    def acquire(self, timeout: float) -> bool:
+        """Register a waiter, start the listener if needed, and wait up to
+        ``timeout`` s until it is subscribed. Pair with :meth:`release`."""
         deadline = time.monotonic() + timeout
         with self._cond:
+            self._waiters += 1
+            self._last_used = time.monotonic()
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._run, name="rdzv-redis-notify", daemon=True)
                 self._thread.start()
@@ -79,6 +86,23 @@ class Notifier:
                     break
                 self._cond.wait(remaining)
             return self._subscribed
+
+    def release(self) -> None:
+        """Unregister a waiter; the listener stops after :data:`IDLE_STOP` s without any."""
+        with self._cond:
+            self._waiters -= 1
+            self._last_used = time.monotonic()
+
+    def _idle_exit(self) -> bool:
+        """Whether the listener should stop now (no waiters for a while); marks it stopped."""
+        with self._cond:
+            if self._waiters > 0 or time.monotonic() - self._last_used < IDLE_STOP:
+                return False
+            self._thread = None
+            self._subscribed = False
+            self._generation += 1
+            self._cond.notify_all()
+            return True
 
     def wait_for_change(self, generation: int, timeout: float) -> None:
         """Sleep until the generation differs from ``generation`` or ``timeout`` passes."""
@@ -118,6 +142,8 @@ class Notifier:
                 while not self._closed:
                     message = pubsub.get_message(timeout=_POLL)
                     if message is None:
+                        if self._idle_exit():
+                            return
                         if time.monotonic() - last_ping >= PING_INTERVAL:
                             pubsub.ping()
                             last_ping = time.monotonic()

@@ -184,3 +184,25 @@ def test_unix_socket_endpoint(redis_binary: str, tmp_path) -> None:  # type: ign
         assert store.cas("k", None, b"v").applied and store.read("k").value == b"v"
         assert store.endpoint.startswith("unix://")
         store.close()
+
+
+def test_idle_listener_stops_and_restarts(adapter: RedisStateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rdzv_redis.notify as notify
+
+    monkeypatch.setattr(notify, "IDLE_STOP", 0.3)
+    adapter.write("a", b"1")
+    assert adapter.wait(["a"], 5)
+    deadline = time.monotonic() + 10
+    while adapter._notifier._thread is not None and time.monotonic() < deadline:  # noqa: SLF001
+        time.sleep(0.1)
+    assert adapter._notifier._thread is None  # noqa: SLF001 - the subscription was released
+    threading.Timer(0.5, lambda: adapter.write("b", b"2")).start()
+    assert adapter.wait(["b"], 10)  # a new listener subscribes; no wake-up is lost
+
+
+def test_server_binary_override_must_be_executable(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from rdzv_redis.testing.servers import BINARY_ENV, ServerBinaryMissing, find_redis_server
+
+    monkeypatch.setenv(BINARY_ENV, str(tmp_path / "missing-redis-server"))
+    with pytest.raises(ServerBinaryMissing, match=BINARY_ENV):
+        find_redis_server()
