@@ -147,3 +147,21 @@ def test_garbage_in_the_state_key(redis_server: RedisServer) -> None:
     assert time.monotonic() - started < BOUND
     assert "state" in str(info.value) and "rdzv magic" in str(info.value)
     adapter.close()
+
+
+def test_password_rotated_at_run_time_fails_fast_not_after_retries(acl_redis_server: RedisServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from rdzv_redis.testing.servers import rdzv_acl_rules
+
+    admin = acl_redis_server.admin()
+    admin.execute_command("ACL", "SETUSER", "rotating", "on", ">first-pw", *rdzv_acl_rules().split())
+    secret = tmp_path / "pw"
+    secret.write_text("first-pw")
+    h = harness(f"redis://rotating@{acl_redis_server.endpoint}", password_file=str(secret), read_timeout=30)
+    backend, _store = create_backend(h.params(), h.registry())
+    backend.set_state(b"state")
+    admin.execute_command("ACL", "SETUSER", "rotating", "resetpass", ">second-pw")
+    admin.execute_command("CLIENT", "KILL", "USER", "rotating")
+    started = time.monotonic()
+    with pytest.raises(RendezvousConnectionError, match="rejected the credentials"):
+        backend.get_state()
+    assert time.monotonic() - started < 10, "an authentication failure must not be retried until read_timeout"
