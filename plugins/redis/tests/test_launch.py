@@ -7,42 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from rdzv_core.testing.launch import Agent, agent_command, start_agent, stop_all
+from rdzv_core.testing.launch import Agent, agent_command, assert_all_reduced, run_agents, start_agent, stop_all
 from rdzv_redis.testing.servers import RedisServer
 
 pytestmark = pytest.mark.launch
 FAST = {"last_call_timeout": 1, "keep_alive_interval": 1, "keep_alive_max_attempt": 2, "read_timeout": 30}
 
 
-def run_two_agents(tmp_path: Path, launcher: str, backend: str, endpoint: str, run_id: str) -> list[Agent]:
-    agents = [
-        start_agent(agent_command(launcher, backend, endpoint, run_id, "2", 2, FAST), tmp_path / f"agent{i}.log")
-        for i in range(2)
-    ]
-    try:
-        for agent in agents:
-            assert agent.wait(180) == 0, agent.output()[-4000:]
-    finally:
-        stop_all(agents)
-    return agents
-
-
-def assert_all_reduced(reports: list[dict], world_size: int) -> None:
-    assert sorted(r["rank"] for r in reports) == list(range(world_size)), reports
-    for report in reports:
-        assert report["world_size"] == world_size and report["sum"] == report["expected_sum"]
-
-
 def test_rdzv_run_redis(tmp_path: Path, redis_server: RedisServer) -> None:
-    agents = run_two_agents(tmp_path, "rdzv-run", "redis", redis_server.endpoint, "e2e-rdzv-run")
-    assert_all_reduced([r for a in agents for r in a.reports()], 4)
+    agents = run_agents(tmp_path, "rdzv-run", "redis", [redis_server.endpoint] * 2, "e2e-rdzv-run", [FAST] * 2)
+    assert_all_reduced(agents, 4)
     assert {r["group_rank"] for a in agents for r in a.reports()} == {0, 1}
 
 
 def test_plain_torchrun_reaches_redis(tmp_path: Path, redis_server: RedisServer) -> None:
     endpoint = f"redis://{redis_server.endpoint}/0"
-    agents = run_two_agents(tmp_path, "torchrun", "redis", endpoint, "e2e-torchrun")
-    assert_all_reduced([r for a in agents for r in a.reports()], 4)
+    agents = run_agents(tmp_path, "torchrun", "redis", [endpoint] * 2, "e2e-torchrun", [FAST] * 2)
+    assert_all_reduced(agents, 4)
 
 
 def test_elastic_rank0_node_killed_the_rest_finish(tmp_path: Path, redis_server: RedisServer) -> None:
@@ -78,4 +59,5 @@ def test_elastic_rank0_node_killed_the_rest_finish(tmp_path: Path, redis_server:
     finally:
         stop_all(agents)
     final = [r for r in survivor.reports() if r["restart"] >= 1]
-    assert_all_reduced(final, 2)
+    assert sorted(r["rank"] for r in final) == [0, 1], survivor.output()[-4000:]
+    assert all(r["world_size"] == 2 and r["sum"] == r["expected_sum"] for r in final), final
