@@ -90,12 +90,12 @@ class EtcdStateStore(StateStore):
         settings = EtcdSettings.from_params(params)
         client = cls._new_client(settings)
         try:
-            status = client.connect(max(settings.connect_timeout, settings.read_timeout),
+            member = client.connect(max(settings.connect_timeout, settings.read_timeout),
                                     KeySpace(settings.key_prefix, settings.run_id).root)
         except BaseException:
             client.close()
             raise
-        log.debug("rdzv etcd: connected to %s (etcd %s)", status.endpoint, status.version)
+        log.debug("rdzv etcd: connected to %s", member)
         return cls(settings, client)
 
     @staticmethod

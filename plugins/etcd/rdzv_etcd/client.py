@@ -15,32 +15,29 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 from typing import Any, Callable, Iterator, Sequence
 
 # gRPC survives fork() only with its fork support on, which it reads once at
-# import: without it a forked child that opens a channel can hang or crash
-# while the parent has gRPC threads running. Turn it on unless the user chose.
-_GRPC_PREIMPORTED = "grpc" in sys.modules
+# import (if something imported gRPC before us, that import decided): without
+# it a forked child that opens a channel can hang or crash while the parent
+# has gRPC threads running. Turn it on unless the user chose.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "true")
 
 import grpc  # noqa: E402
 from pyetcd import etcdrpc  # noqa: E402
 
-from rdzv_etcd.errors import EtcdAuthError, EtcdError, EtcdRequestError, EtcdTimeout, EtcdUnavailable, LeaseNotFound
+from rdzv_etcd.errors import AUTH_HINT, EtcdAuthError, EtcdError, EtcdRequestError, EtcdTimeout, EtcdUnavailable, classify
 from rdzv_etcd.keys import prefix_range_end
-from rdzv_etcd.ops import Delete, Get, KeyValue, MemberStatus, Op, OpResult, Put, RevisionIs, TxnResult
+from rdzv_etcd.ops import Delete, Get, KeyValue, Op, OpResult, Put, RevisionIs, TxnResult
 from rdzv_etcd.settings import Target, TlsMaterial
 
 log = logging.getLogger(__name__)
-if _GRPC_PREIMPORTED:
-    log.debug("grpc was imported before rdzv_etcd: its fork support is whatever that import chose")
 
 #: Reconnect quickly after a member comes back. (gRPC also uses
 #: ``min_reconnect_backoff_ms`` as the handshake deadline: it is set per
-#: client to ``connect_timeout``, never to something short.)
+#: client from ``connect_timeout``, never to something short.)
 _OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
@@ -51,9 +48,6 @@ _OPTIONS = [
 _C = grpc.ChannelConnectivity
 #: Channels inherited across ``fork``: kept alive, never used (see ``_Member.forget``).
 _ABANDONED: list[object] = []
-_TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL,
-              grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED}
-_AUTH_HINT = "check --rdzv-conf username and password_file (or $RDZV_ETCD_PASSWORD)"
 
 
 class _Member:
@@ -61,7 +55,8 @@ class _Member:
 
     def __init__(self, target: Target, credentials: grpc.ChannelCredentials | None, connect_timeout: float) -> None:
         self.target = target
-        self._options = [*_OPTIONS, ("grpc.min_reconnect_backoff_ms", max(1000, int(connect_timeout * 1000)))]
+        # A little past connect_timeout, so that our own wait decides (and says so).
+        self._options = [*_OPTIONS, ("grpc.min_reconnect_backoff_ms", int(max(1.0, connect_timeout) * 1000) + 1000)]
         self.label = str(target)
         self._credentials = credentials
         self._cond = threading.Condition()
@@ -91,11 +86,8 @@ class _Member:
             return self._stubs[name]
 
     def settle(self, timeout: float) -> _C | None:
-        """Wait up to ``timeout`` s for a first connection to be READY or fail.
-
-        A channel that was connected before and went IDLE (gRPC does that when
-        a connection drops) is returned as is: the next call reconnects it.
-        """
+        """Wait up to ``timeout`` s for a first connection to be READY or fail
+        (a channel that was READY and went IDLE is returned as is: a call reconnects it)."""
         self.stub(etcdrpc.KVStub)
         end = time.monotonic() + timeout
         with self._cond:
@@ -116,12 +108,8 @@ class _Member:
             channel.close()
 
     def forget(self) -> None:
-        """Abandon the channel without touching it (after ``fork``).
-
-        It is parked in :data:`_ABANDONED` rather than dropped: collecting it
-        would run its ``close()``, which in a forked child can block forever
-        on a lock that a parent's gRPC thread held at the moment of the fork.
-        """
+        """Abandon the channel untouched (after ``fork``). It is parked in :data:`_ABANDONED`:
+        collecting it would run ``close()``, which in a child can block on a lock a parent thread held."""
         if self._channel is not None:
             _ABANDONED.append((self._channel, self._stubs))
         self._cond = threading.Condition()
@@ -135,37 +123,9 @@ def _credentials(tls: TlsMaterial | None, any_tls: bool) -> grpc.ChannelCredenti
     return grpc.ssl_channel_credentials(root_certificates=tls.cacert, private_key=tls.key, certificate_chain=tls.cert)
 
 
-def _describe(exc: grpc.RpcError) -> str:
-    details = (exc.details() or "").strip() or exc.code().name  # type: ignore[attr-defined]
-    lowered = details.lower()
-    if "ssl" in lowered or "handshake" in lowered or "certificate" in lowered or "socket closed" in lowered:
-        details += " (TLS mismatch? check https:// versus http:// and --rdzv-conf cacert/cert/key)"
-    elif "http/2" in lowered or "http1" in lowered:
-        details += " (this port does not speak gRPC: is it an etcd client port?)"
-    return details
-
-
 def translate(exc: grpc.RpcError, label: str) -> EtcdError:
     """Turn a gRPC failure at member ``label`` into an :mod:`rdzv_etcd.errors` type."""
-    code: grpc.StatusCode = exc.code()  # type: ignore[attr-defined]
-    details = _describe(exc)
-    message = f"etcd at {label}: {details}"
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return EtcdTimeout(f"etcd at {label}: no answer in time ({details})", label, code.name)
-    if code == grpc.StatusCode.NOT_FOUND and "lease not found" in details:
-        return LeaseNotFound(message, label, code.name)
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "too many requests" in details:
-        return EtcdUnavailable(message, label, code.name)
-    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED) or (
-        code == grpc.StatusCode.INVALID_ARGUMENT and ("authentication" in details or "user name" in details)
-    ):
-        return EtcdAuthError(f"{message} ({_AUTH_HINT}, and the user's role on the key prefix)", label, code.name)
-    if code == grpc.StatusCode.UNIMPLEMENTED:
-        return EtcdRequestError(f"{message} (is this an etcd v3 server?)", label, code.name)
-    if code in _TRANSIENT:
-        unsent = code == grpc.StatusCode.UNAVAILABLE and "failed to connect to all addresses" in details
-        return EtcdUnavailable(message, label, code.name, unsent=unsent)
-    return EtcdRequestError(message, label, code.name)
+    return classify(exc.code().name, exc.details() or "", label)  # type: ignore[attr-defined]
 
 
 def _kv(kv: Any) -> KeyValue:
@@ -301,19 +261,20 @@ class EtcdClient:
             if error.code == "INVALID_ARGUMENT":
                 error = EtcdAuthError(
                     f"etcd at {member.label}: authentication failed for user {self._username!r}: "
-                    f"{exc.details()} ({_AUTH_HINT})", member.label, error.code)  # type: ignore[attr-defined]
+                    f"{exc.details()} ({AUTH_HINT})", member.label, error.code)  # type: ignore[attr-defined]
             raise error from None
         with self._lock:
             self._token = response.token
 
     # -- connection -------------------------------------------------------------------
 
-    def connect(self, budget: float, probe_prefix: bytes) -> MemberStatus:
+    def connect(self, budget: float, probe_prefix: bytes) -> str:
         """Reach one member, authenticate, check that it is etcd v3 and that
         we may read ``probe_prefix``.
 
-        Raises ``EtcdUnavailable`` naming every member and why it failed when
-        none answers, or ``EtcdAuthError`` for bad credentials.
+        Returns "member (etcd version)". Raises ``EtcdUnavailable`` naming
+        every member and why it failed when none answers, or ``EtcdAuthError``
+        for bad credentials or missing permissions.
         """
         response = self._call(etcdrpc.MaintenanceStub, "Status", etcdrpc.StatusRequest(),
                               idempotent=True, budget=budget)
@@ -322,8 +283,7 @@ class EtcdClient:
             self._authenticate(member, stale=self._token)
         # With auth on and no (or a wrong) token this read fails fast and says why.
         self.range_count(probe_prefix, budget=budget)
-        return MemberStatus(member.label, response.version, response.header.member_id, response.leader,
-                            response.raftTerm)
+        return f"{member.label} (etcd {response.version})"
 
     def close(self) -> None:
         """Close every channel. The client reconnects if used again."""
@@ -413,12 +373,9 @@ class EtcdClient:
 
     def watch(self, keys: Sequence[bytes], start_revision: int, timeout: float) -> Iterator[list[tuple[bool, bytes, int]]]:
         """Yield batches of ``(is_put, key, revision)`` events on ``keys`` from ``start_revision``
-        on, until ``timeout`` seconds pass (then the iterator just ends).
-
-        Starting at the revision of a read done before the watch means no
-        change after that read can be missed. Raises ``EtcdUnavailable`` when
-        the stream breaks or the server cancels it (compaction, lost leader).
-        """
+        on, until ``timeout`` seconds pass (then the iterator just ends). Starting at the revision
+        after a read means no change after that read is missed. Raises ``EtcdUnavailable`` when the
+        stream breaks or the server cancels it (compaction, lost leader)."""
         requests = [etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(key=k, start_revision=start_revision))
                     for k in keys]
         index = self._current

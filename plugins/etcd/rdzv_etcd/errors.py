@@ -57,3 +57,43 @@ class EtcdRequestError(EtcdError):
 
 class LeaseNotFound(EtcdError):
     """A put named a lease that has expired or been revoked."""
+
+
+AUTH_HINT = "check --rdzv-conf username and password_file (or $RDZV_ETCD_PASSWORD)"
+#: gRPC status codes that mean "try again" (a member down, a leader change,
+#: a connection reset mid-call).
+TRANSIENT_CODES = frozenset({"UNAVAILABLE", "UNKNOWN", "INTERNAL", "CANCELLED", "ABORTED"})
+
+
+def _with_hint(details: str) -> str:
+    """``details`` plus what the user most likely has to fix."""
+    lowered = details.lower()
+    if any(word in lowered for word in ("ssl", "handshake", "certificate", "socket closed")):
+        return details + " (TLS mismatch? check https:// versus http:// and --rdzv-conf cacert/cert/key)"
+    if any(word in lowered for word in ("http/2", "http1", "settings frame")):
+        return details + " (this port does not speak gRPC: is it an etcd client port?)"
+    return details
+
+
+def classify(code: str, details: str, label: str) -> EtcdError:
+    """The error for a call to member ``label`` that failed with gRPC status
+    ``code`` (its name, e.g. ``"UNAVAILABLE"``) and message ``details``."""
+    details = _with_hint(details.strip() or code)
+    message = f"etcd at {label}: {details}"
+    if code == "DEADLINE_EXCEEDED":
+        return EtcdTimeout(f"etcd at {label}: no answer in time ({details})", label, code)
+    if code == "NOT_FOUND" and "lease not found" in details:
+        return LeaseNotFound(message, label, code)
+    if code == "RESOURCE_EXHAUSTED" and "too many requests" in details:
+        return EtcdUnavailable(message, label, code)
+    if code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or (
+        code == "INVALID_ARGUMENT" and ("authentication" in details or "user name" in details)
+    ):
+        return EtcdAuthError(f"{message} ({AUTH_HINT}, and the user's role on the key prefix)", label, code)
+    if code == "UNIMPLEMENTED":
+        return EtcdRequestError(f"{message} (is this an etcd v3 server?)", label, code)
+    if code in TRANSIENT_CODES:
+        # gRPC says this only when no connection could be made: nothing was sent.
+        unsent = code == "UNAVAILABLE" and "failed to connect to all addresses" in details
+        return EtcdUnavailable(message, label, code, unsent=unsent)
+    return EtcdRequestError(message, label, code)

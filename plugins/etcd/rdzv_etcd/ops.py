@@ -74,14 +74,3 @@ class TxnResult:
     succeeded: bool
     revision: int
     results: tuple[OpResult, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class MemberStatus:
-    """What a member reports about itself (``Maintenance.Status``)."""
-
-    endpoint: str
-    version: str
-    member_id: int
-    leader: int
-    raft_term: int

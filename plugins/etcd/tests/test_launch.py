@@ -46,7 +46,7 @@ def test_plain_torchrun_reaches_rdzv_etcd(tmp_path: Path, etcd_server: EtcdClust
 
 
 def test_first_agent_killed_the_other_re_rendezvous_and_finishes(tmp_path: Path, etcd_server: EtcdCluster) -> None:
-    worker_args = ["--steps", "40", "--step-seconds", "0.25"]
+    worker_args = ["--steps", "16", "--step-seconds", "0.25"]
     agents: list[Agent] = []
     try:
         for i in range(2):

@@ -135,3 +135,36 @@ def test_plugin_import_does_not_import_grpc() -> None:
     code = "import sys, rdzv_etcd.plugin as p; p.rdzv_adapters(); print('grpc' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("code", "details", "kind", "retryable"),
+    [
+        ("UNAVAILABLE", "failed to connect to all addresses; last error: Connection refused", "EtcdUnavailable", True),
+        ("UNAVAILABLE", "etcdserver: leader changed", "EtcdUnavailable", True),
+        ("UNAVAILABLE", "etcdserver: no leader", "EtcdUnavailable", True),
+        ("DEADLINE_EXCEEDED", "Deadline Exceeded", "EtcdTimeout", True),
+        ("RESOURCE_EXHAUSTED", "etcdserver: too many requests", "EtcdUnavailable", True),
+        ("UNKNOWN", "Stream removed", "EtcdUnavailable", True),
+        ("INVALID_ARGUMENT", "etcdserver: authentication failed, invalid user ID or password", "EtcdAuthError", False),
+        ("UNAUTHENTICATED", "etcdserver: invalid auth token", "EtcdAuthError", False),
+        ("PERMISSION_DENIED", "etcdserver: permission denied", "EtcdAuthError", False),
+        ("NOT_FOUND", "etcdserver: requested lease not found", "LeaseNotFound", False),
+        ("RESOURCE_EXHAUSTED", "etcdserver: mvcc: database space exceeded", "EtcdRequestError", False),
+        ("UNIMPLEMENTED", "unknown service etcdserverpb.KV", "EtcdRequestError", False),
+    ],
+)
+def test_error_classification(code: str, details: str, kind: str, retryable: bool) -> None:
+    from rdzv_etcd.errors import classify
+
+    error = classify(code, details, "http://e1:2379")
+    assert type(error).__name__ == kind and "http://e1:2379" in str(error)
+    assert isinstance(error, EtcdStateStore.retryable_errors) == retryable
+    assert isinstance(error, EtcdStateStore.client_errors)
+
+
+def test_only_connection_failures_count_as_unsent() -> None:
+    from rdzv_etcd.errors import classify
+
+    assert classify("UNAVAILABLE", "failed to connect to all addresses", "x").unsent  # type: ignore[attr-defined]
+    assert not classify("UNAVAILABLE", "Socket closed", "x").unsent  # type: ignore[attr-defined]
