@@ -61,3 +61,34 @@ def test_elastic_rank0_node_killed_the_rest_finish(tmp_path: Path, redis_server:
     final = [r for r in survivor.reports() if r["restart"] >= 1]
     assert sorted(r["rank"] for r in final) == [0, 1], survivor.output()[-4000:]
     assert all(r["world_size"] == 2 and r["sum"] == r["expected_sum"] for r in final), final
+
+
+@pytest.mark.slow
+def test_elastic_three_agents_rank0_node_killed_the_other_two_finish(tmp_path: Path, redis_server: RedisServer) -> None:
+    """Three agents (``--nnodes=2:3``), rank 0's node killed: the two others
+    re-rendezvous and finish. Needs ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``
+    (see docs/stores/redis.md, "Losing the node that held rank 0")."""
+    conf = {**FAST, "last_call_timeout": 15}
+    env = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+    agents: list[Agent] = []
+    try:
+        for i in range(3):
+            command = agent_command("rdzv-run", "redis", redis_server.endpoint, "e2e-elastic-3", "2:3", 2, conf,
+                                    max_restarts=3, worker_args=["--steps", "20", "--step-seconds", "0.25"])
+            agents.append(start_agent(command, tmp_path / f"agent{i}.log", env=env))
+        deadline = time.monotonic() + 150
+        first = None
+        while first is None:
+            first = next((a for a in agents if "RDZV-STEP rank=0 world_size=6" in a.output()), None)
+            if time.monotonic() > deadline or any(a.process.poll() is not None for a in agents):
+                raise AssertionError("no 6-worker step: " + "\n---\n".join(a.output()[-3000:] for a in agents))
+            time.sleep(0.2)
+        first.kill()
+        survivors = [a for a in agents if a is not first]
+        for agent in survivors:
+            assert agent.wait(240) == 0, agent.output()[-4000:]
+    finally:
+        stop_all(agents)
+    final = [r for a in survivors for r in a.reports() if r["restart"] >= 1]
+    assert sorted(r["rank"] for r in final) == [0, 1, 2, 3], final
+    assert all(r["world_size"] == 4 and r["sum"] == r["expected_sum"] for r in final), final
