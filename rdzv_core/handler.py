@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from rdzv_core.config import CORE_KEYS, TORCH_KEYS, ConfReader, CoreConfig
+from rdzv_core.config import CORE_KEYS, PROTOCOLS, TORCH_KEYS, ConfReader, CoreConfig
 from rdzv_core.errors import RdzvConfigError
 from rdzv_core.plugins import BackendRegistry, load_registry
 
@@ -48,11 +48,8 @@ def connect_adapter(params: RendezvousParameters, registry: BackendRegistry | No
     return adapter, core
 
 
-def create_backend(
-    params: RendezvousParameters, registry: BackendRegistry | None = None
-) -> tuple[RdzvBackend, dist.Store]:
-    """The ``(RendezvousBackend, Store)`` pair torch's handler runs on."""
-    from rdzv_core.backend import RdzvBackend
+def _core_objects(params: RendezvousParameters, registry: BackendRegistry | None):  # type: ignore[no-untyped-def]
+    """Adapter wrapped by the core: (guarded store, codec, c10d Store, core config)."""
     from rdzv_core.bridge import BridgeStore
     from rdzv_core.codec import FrameCodec
     from rdzv_core.guarded import GuardedStore
@@ -60,20 +57,35 @@ def create_backend(
     adapter, core = connect_adapter(params, registry)
     guarded = GuardedStore(adapter, params.backend, core.read_timeout)
     codec = FrameCodec(core.secret, core.compress_threshold)
-    backend = RdzvBackend(guarded, params.backend, codec, core.cas_backoff_ms)
     store = adapter.native_store() or BridgeStore(guarded, timedelta(seconds=core.read_timeout))
-    return backend, store
+    return guarded, codec, store, core
+
+
+def create_backend(
+    params: RendezvousParameters, registry: BackendRegistry | None = None
+) -> tuple[RdzvBackend, dist.Store]:
+    """The ``(RendezvousBackend, Store)`` pair torch's handler runs on."""
+    from rdzv_core.backend import RdzvBackend
+
+    guarded, codec, store, core = _core_objects(params, registry)
+    return RdzvBackend(guarded, params.backend, codec, core.cas_backoff_ms), store
 
 
 def create_rdzv_handler(params: RendezvousParameters, registry: BackendRegistry | None = None) -> RendezvousHandler:
-    """A rendezvous handler for ``params`` (the creator torch's registry calls)."""
+    """A rendezvous handler for ``params`` (the creator torch's registry calls).
+
+    ``--rdzv-conf protocol=torch`` (the default) runs torch's own
+    ``DynamicRendezvousHandler`` on the adapter; ``protocol=scalable`` runs
+    rdzv's :class:`~rdzv_core.protocol.handler.ScalableRendezvousHandler`.
+    """
+    protocol = ConfReader.of(params).choice("protocol", PROTOCOLS, "torch")
+    if protocol == "scalable":
+        from rdzv_core.protocol.handler import HandlerSettings, ScalableRendezvousHandler
+
+        settings = HandlerSettings.from_params(params)
+        guarded, codec, store, _core = _core_objects(params, registry)
+        return ScalableRendezvousHandler(params.backend, settings, guarded, store, codec)
     from torch.distributed.elastic.rendezvous.dynamic_rendezvous import create_handler
 
-    protocol = ConfReader.of(params).choice("protocol", ("torch", "scalable"), "torch")
-    if protocol == "scalable":
-        raise RdzvConfigError(
-            f"rdzv backend '{params.backend}': --rdzv-conf protocol=scalable is not available in this "
-            "release; use protocol=torch (the default)"
-        )
     backend, store = create_backend(params, registry)
     return create_handler(store, backend, params)

@@ -36,7 +36,8 @@ def test_malformed_endpoint(endpoint: str, message: str) -> None:
         ({"read_timeout": "soon"}, "read_timeout='soon' is invalid: expected a number of seconds"),
         ({"store_type": "redis"}, "store_type='redis' is invalid: expected one of tcp, file"),
         ({"is_hots": "true"}, "unknown --rdzv-conf key 'is_hots'. Did you mean 'is_host'"),
-        ({"protocol": "scalable"}, "protocol=scalable is not available"),
+        ({"protocol": "scalable", "keep_alive_max_attempt": "0"}, "keep_alive_max_attempt='0' is invalid: expected a whole number >= 1"),
+        ({"protocol": "raft"}, "protocol='raft' is invalid: expected one of torch, scalable"),
     ],
 )
 def test_bad_conf_values(conf: dict, message: str) -> None:

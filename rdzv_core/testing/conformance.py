@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rdzv_core.testing.concurrency import ConcurrencyTests
 from rdzv_core.testing.contract import FencingTests, PrimitiveTests
-from rdzv_core.testing.rendezvous import RendezvousTests
+from rdzv_core.testing.rendezvous import MembershipChangeTests, RendezvousTests
 from rdzv_core.testing.store_semantics import StoreSemanticsTests
 
 __all__ = [
@@ -19,8 +19,11 @@ __all__ = [
     "StoreSemanticsTests",
     "ConcurrencyTests",
     "RendezvousTests",
+    "MembershipChangeTests",
 ]
 
 
-class ConformanceSuite(PrimitiveTests, FencingTests, StoreSemanticsTests, ConcurrencyTests, RendezvousTests):
+class ConformanceSuite(
+    PrimitiveTests, FencingTests, StoreSemanticsTests, ConcurrencyTests, RendezvousTests, MembershipChangeTests
+):
     """Every conformance test; subclass it and provide a ``harness`` fixture."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+import pytest
 
 from torch.distributed.elastic.rendezvous import RendezvousHandler
 
@@ -12,6 +14,19 @@ from rdzv_core.handler import create_rdzv_handler
 from rdzv_core.testing.harness import AdapterHarness
 
 AGENTS = 8
+#: Handlers made by the current test; their heartbeat threads are stopped
+#: after it (a heartbeat outliving its store crashes the interpreter at exit).
+_MADE: list[RendezvousHandler] = []
+
+
+class StopsHeartbeats:
+    """Mixin: after each test, stop the heartbeats of every handler it made."""
+
+    @pytest.fixture(autouse=True)
+    def _stop_heartbeats_after_test(self) -> Iterator[None]:
+        yield
+        while _MADE:
+            _MADE.pop()._stop_heartbeats()  # type: ignore[attr-defined]  # noqa: SLF001
 
 
 def run_in_threads(handlers: list[RendezvousHandler], call: Callable[[RendezvousHandler], Any], timeout: float = 120) -> list[Any]:
@@ -35,14 +50,18 @@ def run_in_threads(handlers: list[RendezvousHandler], call: Callable[[Rendezvous
     return results
 
 
-def make_handlers(harness: AdapterHarness, count: int, min_nodes: int, max_nodes: int, **conf: Any) -> list[RendezvousHandler]:
+def make_handlers(
+    harness: AdapterHarness, count: int, min_nodes: int, max_nodes: int, protocol: str = "torch", **conf: Any
+) -> list[RendezvousHandler]:
     """``count`` handlers of one fresh run, each with its own adapter client."""
     run = harness.new_run_id()
-    settings = {"last_call_timeout": 2, "keep_alive_interval": 1, "join_timeout": 120, **conf}
-    return [
+    settings = {"last_call_timeout": 2, "keep_alive_interval": 1, "join_timeout": 120, "protocol": protocol, **conf}
+    handlers = [
         create_rdzv_handler(harness.params(run, min_nodes, max_nodes, **settings), harness.registry())
         for _ in range(count)
     ]
+    _MADE.extend(handlers)
+    return handlers
 
 
 def ranks_of(infos: list[Any]) -> tuple[list[int], set[int]]:
@@ -50,11 +69,16 @@ def ranks_of(infos: list[Any]) -> tuple[list[int], set[int]]:
     return sorted(info.rank for info in infos), {info.world_size for info in infos}
 
 
-class RendezvousTests:
-    """Multi-agent joins through torch's own handler."""
+class RendezvousTests(StopsHeartbeats):
+    """Multi-agent joins, for torch's own handler and rdzv's scalable one."""
 
-    def test_agents_join_with_distinct_ranks(self, harness: AdapterHarness) -> None:
-        handlers = make_handlers(harness, AGENTS, AGENTS, AGENTS)
+    @pytest.fixture(params=["torch", "scalable"])
+    def protocol(self, request: pytest.FixtureRequest) -> str:
+        """Each rendezvous test runs once per protocol."""
+        return request.param
+
+    def test_agents_join_with_distinct_ranks(self, harness: AdapterHarness, protocol: str) -> None:
+        handlers = make_handlers(harness, AGENTS, AGENTS, AGENTS, protocol=protocol)
         try:
             infos = run_in_threads(handlers, lambda h: h.next_rendezvous())
             ranks, sizes = ranks_of(infos)
@@ -64,23 +88,22 @@ class RendezvousTests:
         finally:
             handlers[0].shutdown()
 
-    def test_re_rendezvous_after_an_agent_leaves(self, harness: AdapterHarness) -> None:
-        handlers = make_handlers(harness, AGENTS, AGENTS - 1, AGENTS)
+    def test_re_rendezvous_after_an_agent_leaves(self, harness: AdapterHarness, protocol: str) -> None:
+        handlers = make_handlers(harness, AGENTS, AGENTS - 1, AGENTS, protocol=protocol)
         try:
             first = run_in_threads(handlers, lambda h: h.next_rendezvous())
             assert ranks_of(first) == (list(range(AGENTS)), {AGENTS})
-            # The last agent dies: its heartbeats stop (what a killed process
-            # does; torch has no public call for it) and it never rejoins. Its
-            # heartbeat lapses after keep_alive_interval * keep_alive_max_attempt.
-            handlers[-1]._stop_heartbeats()  # noqa: SLF001
+            # The last agent dies and never rejoins; its heartbeat lapses after
+            # keep_alive_interval * keep_alive_max_attempt.
+            kill(handlers[-1])
             survivors = handlers[:-1]
             second = run_in_threads(survivors, lambda h: h.next_rendezvous())
             assert ranks_of(second) == (list(range(AGENTS - 1)), {AGENTS - 1})
         finally:
             handlers[0].shutdown()
 
-    def test_closed_rendezvous_is_seen_by_every_agent(self, harness: AdapterHarness) -> None:
-        handlers = make_handlers(harness, 2, 2, 2)
+    def test_closed_rendezvous_is_seen_by_every_agent(self, harness: AdapterHarness, protocol: str) -> None:
+        handlers = make_handlers(harness, 2, 2, 2, protocol=protocol)
         run_in_threads(handlers, lambda h: h.next_rendezvous())
         handlers[0].set_closed()
         assert handlers[0].is_closed()
@@ -90,10 +113,10 @@ class RendezvousTests:
             time.sleep(0.2)
         assert handlers[1].is_closed()
 
-    def test_num_nodes_waiting_counts_a_late_joiner(self, harness: AdapterHarness) -> None:
+    def test_num_nodes_waiting_counts_a_late_joiner(self, harness: AdapterHarness, protocol: str) -> None:
         # min 2, max 3: two agents complete a round (after last call); the third
         # arrives late, waits for the next round and is counted by the others.
-        handlers = make_handlers(harness, 3, 2, 3)
+        handlers = make_handlers(harness, 3, 2, 3, protocol=protocol)
         try:
             run_in_threads(handlers[:2], lambda h: h.next_rendezvous())
             late = threading.Thread(target=lambda: _join_quietly(handlers[2]), daemon=True)
@@ -103,7 +126,10 @@ class RendezvousTests:
                 time.sleep(0.2)
             assert handlers[0].num_nodes_waiting() == 1
         finally:
+            handlers[0].set_closed()  # releases the late joiner
             handlers[0].shutdown()
+        late.join(30)
+        assert not late.is_alive()
 
 
 def _join_quietly(handler: RendezvousHandler) -> None:
@@ -111,3 +137,52 @@ def _join_quietly(handler: RendezvousHandler) -> None:
         handler.next_rendezvous()
     except Exception:  # noqa: BLE001 - ends with RendezvousClosedError on shutdown
         pass
+
+
+def kill(handler: RendezvousHandler) -> None:
+    """Make ``handler`` look crashed: its heartbeats stop and it never calls
+    again (both protocols' handlers keep their heartbeat thread there)."""
+    handler._stop_heartbeats()  # type: ignore[attr-defined]  # noqa: SLF001
+
+
+class MembershipChangeTests(StopsHeartbeats):
+    """Spares, deaths and timeouts, for both protocols."""
+
+    @pytest.fixture(params=["torch", "scalable"])
+    def protocol(self, request: pytest.FixtureRequest) -> str:
+        """Each test runs once per protocol."""
+        return request.param
+
+    def test_spare_beyond_max_joins_after_a_member_dies(
+        self, harness: AdapterHarness, protocol: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        if protocol == "torch":
+            # torch's handler leaves a newcomer that is not rank 0 blocked on the
+            # new round's MASTER_ADDR when the agent store is shared (rank 0
+            # publishes it only in its first round); run torch without sharing.
+            monkeypatch.setenv("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
+        handlers = make_handlers(harness, 3, 2, 2, protocol=protocol, keep_alive_max_attempt=2)
+        try:
+            first = run_in_threads(handlers[:2], lambda h: h.next_rendezvous())
+            assert ranks_of(first) == ([0, 1], {2})
+            spare_result: list[Any] = []
+            spare = threading.Thread(target=lambda: spare_result.append(handlers[2].next_rendezvous()), daemon=True)
+            spare.start()
+            time.sleep(1.5)
+            assert handlers[0].num_nodes_waiting() == 0  # a spare beyond max_nodes is not "waiting"
+            kill(handlers[1])
+            second = run_in_threads([handlers[0]], lambda h: h.next_rendezvous())
+            spare.join(60)
+            assert spare_result, "the spare was not admitted after the death"
+            assert ranks_of([second[0], spare_result[0]]) == ([0, 1], {2})
+        finally:
+            handlers[0].shutdown()
+
+    def test_join_times_out_without_quorum(self, harness: AdapterHarness, protocol: str) -> None:
+        from torch.distributed.elastic.rendezvous import RendezvousTimeoutError
+
+        (handler,) = make_handlers(harness, 1, 2, 2, protocol=protocol, join_timeout=2)
+        started = time.monotonic()
+        with pytest.raises(RendezvousTimeoutError):
+            handler.next_rendezvous()
+        assert time.monotonic() - started < 30

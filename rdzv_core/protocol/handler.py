@@ -1,0 +1,201 @@
+"""``ScalableRendezvousHandler``: torch's handler interface on rdzv's protocol.
+
+It gives torch's elastic agent everything it relies on, with torch's meaning:
+``next_rendezvous`` (rank, world size, a per-round store prefix and the
+bootstrap store info of rank 0's agent store), ``min_nodes``/``max_nodes``
+with ``last_call_timeout`` and ``join_timeout``, ``num_nodes_waiting``,
+``is_closed``/``set_closed``, ``shutdown`` (a graceful leave),
+``use_agent_store``, ``get_run_id`` and ``get_backend``.
+
+Unlike torch's handler, rank 0 publishes MASTER_ADDR/MASTER_PORT into every
+round's store, so a replacement node that is not rank 0 always finds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import torch.distributed as dist
+from torch.distributed.elastic.rendezvous import (
+    RendezvousClosedError,
+    RendezvousHandler,
+    RendezvousInfo,
+    RendezvousParameters,
+    RendezvousStoreInfo,
+)
+
+from rdzv_core.codec import FrameCodec
+from rdzv_core.config import ConfReader
+from rdzv_core.guarded import GuardedStore
+from rdzv_core.protocol import keys
+from rdzv_core.protocol.heartbeat import Heartbeat, Membership, record_death
+from rdzv_core.protocol.rounds import RoundJoiner, RoundSettings, counter
+
+#: How long ``num_nodes_waiting`` serves a cached answer (torch caches its state for 1 s too).
+WAITING_CACHE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class HandlerSettings:
+    """Settings of one scalable handler, parsed from ``RendezvousParameters``."""
+
+    rounds: RoundSettings
+    local_addr: str
+    keep_alive_interval: float
+    keep_alive_max_attempt: int
+
+    @property
+    def heartbeat_ttl(self) -> float:
+        """How long a member may go without a beat before it counts as dead."""
+        return self.keep_alive_interval * self.keep_alive_max_attempt
+
+    @classmethod
+    def from_params(cls, params: RendezvousParameters) -> HandlerSettings:
+        """Read torch's handler keys with torch's defaults."""
+        conf = ConfReader.of(params)
+        interval = conf.seconds("keep_alive_interval", 5.0)
+        return cls(
+            rounds=RoundSettings(
+                run_id=params.run_id,
+                min_nodes=params.min_nodes,
+                max_nodes=params.max_nodes,
+                join_timeout=conf.seconds("join_timeout", 600.0),
+                last_call_timeout=conf.seconds("last_call_timeout", 30.0, allow_zero=True),
+                check_interval=min(1.0, interval),
+            ),
+            local_addr=params.local_addr or socket.getfqdn(),
+            keep_alive_interval=interval,
+            keep_alive_max_attempt=conf.integer("keep_alive_max_attempt", 3, minimum=1),
+        )
+
+
+class ScalableRendezvousHandler(RendezvousHandler):
+    """rdzv's own rendezvous handler over any adapter (see module docstring)."""
+
+    def __init__(
+        self,
+        backend_name: str,
+        settings: HandlerSettings,
+        store: GuardedStore,
+        c10d_store: dist.Store,
+        codec: FrameCodec,
+    ) -> None:
+        self._backend_name = backend_name
+        self._settings = settings
+        self._store = store
+        self._c10d_store = c10d_store
+        self._node = f"{settings.local_addr}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        describe = json.dumps({"node": self._node, "addr": settings.local_addr, "pid": os.getpid()}).encode()
+        self._joiner = RoundJoiner(store, codec, settings.rounds, describe)
+        self._member: Membership | None = None
+        self._heartbeat: Heartbeat | None = None
+        self._agent_store_server: dist.TCPStore | None = None
+        self._lock = threading.Lock()
+        self._waiting_cache: tuple[float, int] | None = None
+
+    # -- identity ------------------------------------------------------------------
+
+    def get_backend(self) -> str:
+        """See base class."""
+        return self._backend_name
+
+    def get_run_id(self) -> str:
+        """See base class."""
+        return self._settings.rounds.run_id
+
+    @property
+    def use_agent_store(self) -> bool:
+        """See base class (the same switch as torch's handler)."""
+        return os.getenv("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "0") != "1"
+
+    @property
+    def membership(self) -> Membership | None:
+        """This node's current round, rank and world size (None before the first)."""
+        return self._member
+
+    # -- the rendezvous ---------------------------------------------------------------
+
+    def next_rendezvous(self) -> RendezvousInfo:
+        """See base class."""
+        if self.is_closed():
+            raise RendezvousClosedError(f"rdzv run '{self.get_run_id()}' is closed")
+        deadline = time.monotonic() + self._settings.rounds.join_timeout
+        member, _seal = self._joiner.join(self._member, deadline)
+        with self._lock:
+            self._stop_heartbeats()
+            self._member = member
+            self._waiting_cache = None
+            self._heartbeat = Heartbeat(
+                self._store, member, self._settings.keep_alive_interval, self._settings.heartbeat_ttl,
+                tick=self._settings.rounds.check_interval,
+            ).start()
+        store = dist.PrefixStore(f"rdzv.{self.get_run_id()}.{member.round_no}", self._c10d_store)
+        return RendezvousInfo(store, member.rank, member.world_size, self._bootstrap_info(member.rank, store))
+
+    def _bootstrap_info(self, rank: int, store: dist.Store) -> RendezvousStoreInfo:
+        """MASTER_ADDR/PORT of this round, published by rank 0 every round."""
+        addr = self._settings.local_addr
+        if not self.use_agent_store:
+            return RendezvousStoreInfo.build(rank, store, local_addr=addr)
+        if rank != 0:
+            return RendezvousStoreInfo.build(rank, store, local_addr=addr)
+        if self._agent_store_server is None:
+            self._agent_store_server = dist.TCPStore(addr, 0, is_master=True, multi_tenant=True)
+        return RendezvousStoreInfo.build(0, store, local_addr=addr, server_port=self._agent_store_server.port)
+
+    def num_nodes_waiting(self) -> int:
+        """Nodes waiting for the next round plus dead members of ours.
+
+        One read of three small keys, cached for a second: idle traffic per
+        node does not grow with the number of nodes.
+        """
+        member = self._member
+        if member is None:
+            return 0
+        cached = self._waiting_cache
+        if cached is not None and time.monotonic() - cached[0] < WAITING_CACHE_SECONDS:
+            return cached[1]
+        nxt = member.round_no + 1
+        taken, back, gone = (
+            counter(v) for v in self._store.read_many([keys.ticket(nxt), keys.returning(nxt), keys.dead(member.round_no)])
+        )
+        spares = taken - back if member.world_size < self._settings.rounds.max_nodes else 0
+        waiting = max(spares, 0) + gone
+        self._waiting_cache = (time.monotonic(), waiting)
+        return waiting
+
+    # -- closing and leaving ----------------------------------------------------------
+
+    def is_closed(self) -> bool:
+        """See base class."""
+        return self._store.read(keys.CLOSED) is not None
+
+    def set_closed(self) -> None:
+        """See base class."""
+        self._store.write(keys.CLOSED, b"1")
+
+    def shutdown(self) -> bool:
+        """Leave gracefully: stop beating and record our departure at once, so
+        the remaining members re-rendezvous without waiting for a TTL."""
+        with self._lock:
+            self._stop_heartbeats()
+            member, self._member = self._member, None
+        if member is not None:
+            try:
+                record_death(self._store, member.round_no, member.rank)
+                self._store.delete(keys.alive(member.round_no, member.rank))
+            except Exception:  # noqa: BLE001 - leaving must not fail the agent's exit
+                return False
+        return True
+
+    def _stop_heartbeats(self) -> None:
+        """Stop the heartbeat thread (also what a crash looks like to others)."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None

@@ -1,0 +1,98 @@
+"""Key names and small value encodings of the scalable protocol.
+
+Every key lives under ``p/`` in the run's namespace:
+
+``p/round``                   highest round number any node has opened (hint)
+``p/closed``                  exists once the rendezvous is closed
+``p/r/<R>/ticket``            counter: joiners of round R take tickets 1, 2, ...
+``p/r/<R>/slot/<t>``          descriptor of the node holding ticket t
+``p/r/<R>/seal``              created once: the admitted tickets (rank order)
+``p/r/<R>/returning``         counter: members of round R-1 that joined R
+``p/r/<R>/dead``              counter: members of round R known to be dead
+``p/r/<R>/dead/<rank>``       created once per dead member (makes ``dead`` exact)
+``p/r/<R>/alive/<rank>``      heartbeat of member ``rank`` of round R (TTL)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+PREFIX = "p/"
+ROUND = PREFIX + "round"
+CLOSED = PREFIX + "closed"
+
+
+def round_key(round_no: int, name: str) -> str:
+    """The key ``name`` of round ``round_no``."""
+    return f"{PREFIX}r/{round_no}/{name}"
+
+
+def ticket(round_no: int) -> str:
+    """Counter of tickets handed out in the round."""
+    return round_key(round_no, "ticket")
+
+
+def slot(round_no: int, number: int) -> str:
+    """Descriptor of the holder of ticket ``number``."""
+    return round_key(round_no, f"slot/{number}")
+
+
+def seal(round_no: int) -> str:
+    """The round's admitted tickets, created exactly once."""
+    return round_key(round_no, "seal")
+
+
+def returning(round_no: int) -> str:
+    """Counter of members of the previous round that rejoined."""
+    return round_key(round_no, "returning")
+
+
+def dead(round_no: int) -> str:
+    """Counter of dead members of the round."""
+    return round_key(round_no, "dead")
+
+
+def dead_marker(round_no: int, rank: int) -> str:
+    """Created once when member ``rank`` of the round is found dead."""
+    return round_key(round_no, f"dead/{rank}")
+
+
+def alive(round_no: int, rank: int) -> str:
+    """Heartbeat of member ``rank`` of the round."""
+    return round_key(round_no, f"alive/{rank}")
+
+
+@dataclass(frozen=True)
+class Seal:
+    """A completed round: tickets in rank order."""
+
+    round_no: int
+    tickets: tuple[int, ...]
+
+    @property
+    def world_size(self) -> int:
+        """How many nodes the round admitted."""
+        return len(self.tickets)
+
+    def rank_of(self, number: int) -> int | None:
+        """The rank of ticket ``number``, or ``None`` if it was not admitted."""
+        try:
+            return self.tickets.index(number)
+        except ValueError:
+            return None
+
+    def encode(self) -> bytes:
+        """Compact JSON; contiguous tickets 1..W are stored as a range."""
+        w = len(self.tickets)
+        if self.tickets == tuple(range(1, w + 1)):
+            return json.dumps({"round": self.round_no, "first": w}).encode()
+        return json.dumps({"round": self.round_no, "tickets": list(self.tickets)}).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Seal:
+        """Inverse of :meth:`encode`; raises ``ValueError`` on garbage."""
+        doc = json.loads(data)
+        if "first" in doc:
+            return cls(int(doc["round"]), tuple(range(1, int(doc["first"]) + 1)))
+        return cls(int(doc["round"]), tuple(int(t) for t in doc["tickets"]))

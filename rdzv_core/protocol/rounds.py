@@ -1,0 +1,184 @@
+"""Joining and completing one round of the scalable protocol.
+
+A join is O(1) small store operations per node: ``add`` a ticket, write a
+slot, (for a member of the previous round) ``add`` to ``returning``, then
+``wait`` on the round's seal. Exactly one node creates the seal (CAS if
+absent), when:
+
+* the ``max_nodes``-th ticket is taken (that joiner seals at once);
+* a re-rendezvous has every live member of the previous round back
+  (``returning + dead == previous world size``) and at least ``min_nodes``;
+* ``last_call_timeout`` has passed since this node saw ``min_nodes`` tickets.
+
+Waiters wake on the seal itself (the adapter's watch/notify); their periodic
+wake-ups only drive the timers above and notice ``closed``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from torch.distributed.elastic.rendezvous import (
+    RendezvousClosedError,
+    RendezvousGracefulExitError,
+    RendezvousStateError,
+    RendezvousTimeoutError,
+)
+
+from rdzv_core.codec import FrameCodec, FrameError, new_nonce
+from rdzv_core.guarded import GuardedStore
+from rdzv_core.protocol import keys
+from rdzv_core.protocol.heartbeat import Membership
+
+#: How long a sealer waits for slots whose tickets were taken but not yet written.
+SLOT_GRACE = 2.0
+
+
+@dataclass(frozen=True)
+class RoundSettings:
+    """The timing and size rules of a run."""
+
+    run_id: str
+    min_nodes: int
+    max_nodes: int
+    join_timeout: float
+    last_call_timeout: float
+    check_interval: float = 1.0
+
+
+def counter(value: bytes | None) -> int:
+    """A counter value (missing = 0)."""
+    return 0 if value is None else int(value)
+
+
+class RoundJoiner:
+    """Runs one node through the rounds until it is admitted to one."""
+
+    def __init__(self, store: GuardedStore, codec: FrameCodec, settings: RoundSettings, describe: bytes) -> None:
+        self._store = store
+        self._codec = codec
+        self._settings = settings
+        self._describe = describe
+        self._seals: dict[int, keys.Seal] = {}
+
+    # -- seals ----------------------------------------------------------------
+
+    def read_seal(self, round_no: int) -> keys.Seal | None:
+        """The seal of ``round_no`` if it exists (checked and decoded)."""
+        if round_no in self._seals:  # a seal never changes once written
+            return self._seals[round_no]
+        found = self._store.read(keys.seal(round_no))
+        if found is None:
+            return None
+        try:
+            seal = keys.Seal.decode(self._codec.decode(found.value).payload)
+        except (FrameError, ValueError, KeyError) as exc:
+            raise RendezvousStateError(
+                f"rdzv run '{self._settings.run_id}': the seal of round {round_no} under key "
+                f"'{keys.seal(round_no)}' is unusable: {exc}"
+            ) from exc
+        self._seals[round_no] = seal
+        return seal
+
+    def try_seal(self, round_no: int, tickets_taken: int) -> bool:
+        """Admit the first ``max_nodes`` tickets whose slots are written; return
+        whether the round is sealed now (by us or by a faster node)."""
+        settings = self._settings
+        count = min(tickets_taken, settings.max_nodes)
+        slot_keys = [keys.slot(round_no, t) for t in range(1, count + 1)]
+        present = self._store.read_many(slot_keys)
+        if any(v is None for v in present):
+            self._store.wait([k for k, v in zip(slot_keys, present) if v is None], SLOT_GRACE)
+            present = self._store.read_many(slot_keys)
+        admitted = tuple(t for t, v in zip(range(1, count + 1), present) if v is not None)
+        if len(admitted) < settings.min_nodes:
+            return False
+        value = self._codec.encode(keys.Seal(round_no, admitted).encode(), new_nonce())
+        self._store.cas(keys.seal(round_no), None, value, landed=lambda cur: cur is not None and cur.value == value)
+        self._store.write(keys.ROUND, str(round_no + 1).encode())
+        return True
+
+    # -- joining ----------------------------------------------------------------
+
+    def open_round(self, hint: int) -> int:
+        """The first round at or after ``hint`` that is not sealed yet."""
+        round_no = max(hint, counter(self._store.read_many([keys.ROUND])[0]))
+        while self._store.read(keys.seal(round_no)) is not None:
+            round_no += 1
+        return round_no
+
+    def join(self, previous: Membership | None, deadline: float) -> tuple[Membership, keys.Seal]:
+        """Join rounds until admitted; return our membership and the seal."""
+        round_no = self.open_round(previous.round_no + 1 if previous else 0)
+        while True:
+            ticket = self._store.add(keys.ticket(round_no), 1)
+            self._store.write(keys.slot(round_no, ticket), self._describe)
+            returning = previous is not None and previous.round_no == round_no - 1
+            if returning:
+                self._store.add(keys.returning(round_no), 1)
+            # A newcomer while the current round is full is a spare: like
+            # torch's redundancy list it waits without a join timeout.
+            before = self.read_seal(round_no - 1) if round_no > 0 else None
+            spare = ticket > self._settings.max_nodes or (
+                not returning and before is not None and before.world_size >= self._settings.max_nodes
+            )
+            seal = self._await_seal(round_no, ticket, deadline, spare)
+            rank = seal.rank_of(ticket)
+            if rank is not None:
+                return Membership(round_no, rank, seal.world_size, ticket), seal
+            round_no += 1  # not admitted (late, or beyond max_nodes): next round
+
+    def _gate(self, round_no: int) -> tuple[bool, bool]:
+        """For round ``round_no``: (may it seal on last call, may it seal now).
+
+        Round 0, or a round after one that never completed, seals on last
+        call. After a completed round, members still running it must not be
+        overtaken by a newcomer: last call counts only once the previous
+        round broke (a member returned or died), and the round seals at once
+        when every live previous member is back.
+        """
+        previous = self.read_seal(round_no - 1) if round_no > 0 else None
+        if previous is None:
+            return True, False
+        back, gone = (counter(v) for v in self._store.read_many([keys.returning(round_no), keys.dead(round_no - 1)]))
+        return back + gone > 0, back + gone >= previous.world_size
+
+    def _await_seal(self, round_no: int, ticket: int, deadline: float, spare: bool) -> keys.Seal:
+        settings = self._settings
+        seal_key = keys.seal(round_no)
+        quorum_since = time.monotonic() if ticket >= settings.min_nodes else None
+        if quorum_since is not None:
+            allowed, back = self._gate(round_no)
+            if back or (allowed and ticket == settings.max_nodes):
+                self.try_seal(round_no, ticket)
+        while True:
+            now = time.monotonic()
+            timeout = settings.check_interval
+            if quorum_since is not None:
+                timeout = min(timeout, max(quorum_since + settings.last_call_timeout - now, 0.05))
+            if not spare:
+                timeout = min(timeout, deadline - now)
+            if self._store.wait([seal_key], max(timeout, 0.001)):
+                seal = self.read_seal(round_no)
+                if seal is not None:
+                    return seal
+            if self._store.read(keys.CLOSED) is not None:
+                if spare:
+                    raise RendezvousGracefulExitError(f"rdzv run '{settings.run_id}' is closed; spare node exits")
+                raise RendezvousClosedError(f"rdzv run '{settings.run_id}' is closed")
+            now = time.monotonic()
+            if not spare and now >= deadline:
+                raise RendezvousTimeoutError(
+                    f"rdzv run '{settings.run_id}': round {round_no} did not complete within "
+                    f"join_timeout={settings.join_timeout:g} s (min_nodes={settings.min_nodes})"
+                )
+            taken = counter(self._store.read_many([keys.ticket(round_no)])[0])
+            if taken < settings.min_nodes:
+                continue
+            if quorum_since is None:
+                quorum_since = now
+            last_call_allowed, previous_back = self._gate(round_no)
+            last_call_over = now - quorum_since >= settings.last_call_timeout
+            if previous_back or (last_call_allowed and (last_call_over or taken >= settings.max_nodes)):
+                self.try_seal(round_no, taken)
