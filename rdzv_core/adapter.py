@@ -81,6 +81,9 @@ class StateStore(ABC):
     #: timeout, leader change). Usually set in ``__init__`` once the client
     #: library is imported.
     retryable_errors: tuple[type[BaseException], ...] = ()
+    #: Exception types raised only when the request never left the client
+    #: (connection refused): ``add`` is retried for these, and only these.
+    unsent_errors: tuple[type[BaseException], ...] = (ConnectionRefusedError,)
     #: Every exception type the client library raises; those that are not
     #: retryable (bad password, TLS failure) fail fast with a clear message.
     client_errors: tuple[type[BaseException], ...] = ()

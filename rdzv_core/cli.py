@@ -6,21 +6,34 @@ import argparse
 import sys
 from typing import Sequence
 
-from rdzv_core.plugins import NAME_PREFIX, load_registry
+from importlib.metadata import entry_points
+
+from rdzv_core.plugins import NAME_PREFIX, adapter_name, load_registry
+
+
+def torchrun_names() -> dict[str, list[str]]:
+    """Names each adapter has under plain torchrun (its ``torchrun.handlers`` entry points)."""
+    names: dict[str, list[str]] = {}
+    for ep in entry_points(group="torchrun.handlers"):
+        if ep.value.startswith("rdzv_core."):
+            names.setdefault(adapter_name(ep.name), []).append(ep.name)
+    return names
 
 
 def list_backends() -> int:
     """Print installed adapters and load failures; exit 1 if any failed."""
     registry = load_registry()
-    rows = [("backend", "torchrun names", "distribution", "version", "status")]
+    plain = torchrun_names()
+    rows = [("backend", "rdzv-run names", "torchrun names", "distribution", "version", "status")]
     for name, info in sorted(registry.adapters.items()):
-        rows.append((name, f"{name}, {NAME_PREFIX}{name}", info.distribution, info.version, "ok"))
+        torchrun = ", ".join(sorted(plain.get(name, []))) or "-"
+        rows.append((name, f"{name}, {NAME_PREFIX}{name}", torchrun, info.distribution, info.version, "ok"))
     for failure in registry.failures:
         label = ", ".join(failure.names) or failure.plugin
-        rows.append((label, "-", failure.distribution, failure.version, f"FAILED: {failure.error}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        rows.append((label, "-", "-", failure.distribution, failure.version, f"FAILED: {failure.error}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5])
     if not registry.adapters and not registry.failures:
         print("no rdzv backends installed: pip install rdzv-c10d (or rdzv-redis, rdzv-etcd)")
     return 1 if registry.failures else 0

@@ -82,17 +82,17 @@ class ConfReader:
         value = self.raw(key)
         return default if value is None else str(value).strip()
 
-    def seconds(self, key: str, default: float, allow_zero: bool = False) -> float:
-        """A positive number of seconds (fractions allowed)."""
+    def seconds(self, key: str, default: float, allow_zero: bool = False, unit: str = "seconds") -> float:
+        """A positive number of ``unit`` (seconds unless said; fractions allowed)."""
         value = self.raw(key)
         if value is None:
             return default
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise self.error(key, value, "a number of seconds") from None
+            raise self.error(key, value, f"a number of {unit}") from None
         if number != number or number in (float("inf"), float("-inf")) or number < 0 or (number == 0 and not allow_zero):
-            raise self.error(key, value, "a positive number of seconds")
+            raise self.error(key, value, f"a {'non-negative' if allow_zero else 'positive'} number of {unit}")
         return number
 
     def integer(self, key: str, default: int, minimum: int = 0) -> int:
@@ -175,7 +175,7 @@ class CoreConfig:
             secret=load_secret(conf),
             compress_threshold=conf.integer("compress_threshold", DEFAULT_COMPRESS_THRESHOLD),
             protocol=conf.choice("protocol", PROTOCOLS, "torch"),
-            cas_backoff_ms=conf.seconds("cas_backoff_ms", 0.0, allow_zero=True),
+            cas_backoff_ms=conf.seconds("cas_backoff_ms", 0.0, allow_zero=True, unit="milliseconds"),
         )
 
 

@@ -102,7 +102,7 @@ def parse_endpoint(item: str, default_port: int, schemes: tuple[str, ...] = ()) 
             raise RdzvConfigError(f"endpoint '{item}': '{host}' is not an IPv6 address") from None
         return Endpoint(host=host, port=port)
     if item.count(":") > 1:
-        raise RdzvConfigError(f"endpoint '{item}': write IPv6 addresses in brackets, e.g. '[{item}]:{default_port}'")
+        raise RdzvConfigError(f"endpoint '{item}': write IPv6 addresses in brackets, e.g. '[::1]:{default_port}'")
     host, _, port_text = item.partition(":")
     port = _check_port(port_text, item) if port_text or item.endswith(":") else default_port
     return Endpoint(host=_check_host(host, item), port=port)

@@ -14,8 +14,9 @@ Retrying is only safe where repeating the call cannot apply it twice:
   reading the key back and asking the caller's ``landed`` predicate whether
   the value there is (or descends from) ours; only a provably unapplied CAS
   is sent again.
-* ``add``: retried only for errors the adapter declares as raised before
-  anything was sent (``ConnectionRefusedError`` by default); otherwise the
+* ``add``: retried only for errors the adapter declares (``unsent_errors``)
+  as raised before anything was sent (``ConnectionRefusedError`` by
+  default); otherwise the
   caller gets a failure that says the outcome is unknown.
 """
 
@@ -60,12 +61,11 @@ class GuardedStore:
         adapter: StateStore,
         backend_name: str,
         read_timeout: float,
-        unsent_errors: tuple[type[BaseException], ...] = (ConnectionRefusedError,),
     ) -> None:
         self.adapter = adapter
         self.backend_name = backend_name
         self.read_timeout = read_timeout
-        self._unsent_errors = unsent_errors
+        self._unsent_errors = adapter.unsent_errors
         self._retryable: tuple[type[BaseException], ...] = (
             ConnectionError,
             TimeoutError,

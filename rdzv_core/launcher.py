@@ -15,7 +15,7 @@ import sys
 from typing import Sequence
 
 from rdzv_core.errors import PluginError, UnknownBackendError
-from rdzv_core.plugins import NAME_PREFIX, BackendRegistry, adapter_name, load_registry, unknown_backend_message
+from rdzv_core.plugins import FIRST_PARTY, NAME_PREFIX, BackendRegistry, adapter_name, load_registry
 
 #: torch backends that stay torch's when no rdzv adapter has their name.
 TORCH_ONLY_BACKENDS = frozenset({"static", "etcd-v2", "etcd", "c10d"})
@@ -38,11 +38,21 @@ def register_backends(registry: BackendRegistry) -> list[str]:
     return names
 
 
-def check_backend(backend: str, registry: BackendRegistry) -> None:
-    """Fail early, with a helpful message, for a backend nobody provides."""
+def check_backend(backend: str, registry: BackendRegistry) -> str | None:
+    """Fail early, with a helpful message, for a backend nobody provides.
+
+    Returns a note to print when a torch built-in name falls back to torch's
+    own backend because no rdzv adapter of that name is installed.
+    """
     if backend in TORCH_ONLY_BACKENDS and adapter_name(backend) not in registry.adapters:
-        return
+        if backend in FIRST_PARTY:
+            return (
+                f"no rdzv adapter named '{backend}' is installed: using torch's built-in '{backend}' backend "
+                f"(pip install {FIRST_PARTY[backend]} to use rdzv's)"
+            )
+        return None
     registry.get(backend)  # raises UnknownBackendError / PluginError
+    return None
 
 
 def _requested_backend(argv: Sequence[str]) -> str:
@@ -57,10 +67,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     registry = load_registry()
     try:
-        check_backend(_requested_backend(argv), registry)
+        note = check_backend(_requested_backend(argv), registry)
     except (UnknownBackendError, PluginError) as exc:
         print(f"rdzv-run: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if note:
+        print(f"rdzv-run: note: {note}", file=sys.stderr)
     register_backends(registry)
     from torch.distributed.run import main as torch_main
 

@@ -81,7 +81,7 @@ def unknown_backend_message(backend: str, installed: Iterable[str]) -> str:
     known = sorted(installed)
     parts = [f"unknown rdzv backend '{backend}'."]
     if name in FIRST_PARTY:
-        parts.append(f"It is provided by the '{FIRST_PARTY[name]}' package: pip install {FIRST_PARTY[name]}")
+        parts.append(f"It is provided by the '{FIRST_PARTY[name]}' package: pip install {FIRST_PARTY[name]}.")
     else:
         close = difflib.get_close_matches(name, known + list(FIRST_PARTY), n=1, cutoff=0.6)
         if close:

@@ -48,3 +48,12 @@ def test_rdzv_run_points_to_the_package_of_a_missing_first_party_backend(tmp_pat
 def test_rdzv_run_subcommand_is_rdzv_run() -> None:
     result = run(str(BIN / "rdzv"), "run", "--nnodes=1", "--rdzv-backend=nope", "x.py")
     assert result.returncode == 2 and "unknown rdzv backend 'nope'" in result.stderr
+
+
+def test_rdzv_run_says_when_a_builtin_name_falls_back_to_torch() -> None:
+    from rdzv_core.launcher import check_backend
+    from rdzv_core.plugins import BackendRegistry
+
+    note = check_backend("etcd", BackendRegistry())
+    assert note is not None and "torch's built-in 'etcd'" in note and "pip install rdzv-etcd" in note
+    assert check_backend("static", BackendRegistry()) is None

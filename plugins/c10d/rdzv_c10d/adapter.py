@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Sequence
 
 from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
-from rdzv_core.config import DEFAULT_READ_TIMEOUT, ConfReader
+from rdzv_core.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, ConfReader
 from rdzv_core.endpoints import parse_endpoint
 from rdzv_core.errors import RdzvConfigError
 
@@ -76,7 +76,8 @@ class C10dStateStore(StateStore):
         timeout = timedelta(seconds=conf.seconds("read_timeout", DEFAULT_READ_TIMEOUT))
         if store_type == "file":
             return cls._file(params, timeout)
-        return cls._tcp(params, conf, timeout)
+        connect = timedelta(seconds=conf.seconds("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
+        return cls._tcp(params, conf, timeout, connect)
 
     @classmethod
     def _file(cls, params: RendezvousParameters, timeout: timedelta) -> C10dStateStore:
@@ -97,7 +98,9 @@ class C10dStateStore(StateStore):
         return cls(open_store(), params.run_id, f"file {path}", open_store)
 
     @classmethod
-    def _tcp(cls, params: RendezvousParameters, conf: ConfReader, timeout: timedelta) -> C10dStateStore:
+    def _tcp(
+        cls, params: RendezvousParameters, conf: ConfReader, timeout: timedelta, connect_timeout: timedelta
+    ) -> C10dStateStore:
         import torch.distributed as dist
 
         endpoint = parse_endpoint(params.endpoint or "localhost", DEFAULT_PORT)
@@ -105,7 +108,11 @@ class C10dStateStore(StateStore):
         is_host = explicit if explicit is not None else _is_local_host(endpoint.host)
 
         def connect(port: int) -> dist.Store:
-            return dist.TCPStore(endpoint.host, port, is_master=False, multi_tenant=True, timeout=timeout)
+            # TCPStore has one timeout for connecting and for operations:
+            # connect within connect_timeout, then operate with read_timeout.
+            client = dist.TCPStore(endpoint.host, port, is_master=False, multi_tenant=True, timeout=connect_timeout)
+            client.set_timeout(timeout)
+            return client
 
         store = None
         if is_host:
