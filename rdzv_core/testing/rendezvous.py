@@ -161,7 +161,7 @@ class MembershipChangeTests(StopsHeartbeats):
             # new round's MASTER_ADDR when the agent store is shared (rank 0
             # publishes it only in its first round); run torch without sharing.
             monkeypatch.setenv("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
-        handlers = make_handlers(harness, 3, 2, 2, protocol=protocol, keep_alive_max_attempt=2)
+        handlers = make_handlers(harness, 3, 2, 2, protocol=protocol)
         try:
             first = run_in_threads(handlers[:2], lambda h: h.next_rendezvous())
             assert ranks_of(first) == ([0, 1], {2})
