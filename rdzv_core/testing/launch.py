@@ -180,3 +180,51 @@ def assert_all_reduced(agents: Sequence[Agent], world_size: int) -> None:
     assert sorted(r["rank"] for r in reports) == list(range(world_size)), reports
     for report in reports:
         assert report["world_size"] == world_size and report["sum"] == report["expected_sum"], report
+
+
+def run_kill_and_replace(
+    log_dir: Path,
+    backend: str,
+    endpoint: str,
+    run_id: str,
+    confs: Sequence[dict[str, Any]],
+    victim: int,
+    replacement_conf: dict[str, Any],
+    steps: int = 60,
+    timeout: float = 240,
+) -> tuple[list[Agent], Agent]:
+    """Three ``rdzv-run`` agents (``--nnodes=2:3``, 2 workers each) run a long
+    job; agent ``victim`` is killed mid-run and a replacement agent starts.
+    Returns the survivors and the replacement once all of them exited 0.
+
+    The survivors' workers fail on the dead peer, their agents restart them and
+    re-rendezvous; the replacement is admitted, so the job ends at full size.
+    """
+    worker_args = ["--steps", str(steps), "--step-seconds", "0.25"]
+
+    def command(conf: dict[str, Any]) -> list[str]:
+        return agent_command("rdzv-run", backend, endpoint, run_id, "2:3", 2, conf, max_restarts=5, worker_args=worker_args)
+
+    agents = [start_agent(command(conf), log_dir / f"agent{i}.log") for i, conf in enumerate(confs)]
+    everyone = list(agents)
+    try:
+        survivor = agents[(victim + 1) % len(agents)]
+        wait_for_text(survivor, "world_size=6", timeout)
+        agents[victim].kill()
+        replacement = start_agent(command(replacement_conf), log_dir / "replacement.log")
+        everyone.append(replacement)
+        survivors = [a for i, a in enumerate(agents) if i != victim]
+        for agent in [*survivors, replacement]:
+            assert agent.wait(timeout) == 0, agent.output()[-4000:]
+    finally:
+        stop_all(everyone)
+    return survivors, replacement
+
+
+def assert_full_size_after_restart(survivors: Sequence[Agent], replacement: Agent, world_size: int) -> None:
+    """The last round of every survivor and the replacement had ``world_size``
+    workers, all-reduced correctly, and the survivors got there by a restart."""
+    final = [r for a in survivors for r in a.reports()] + replacement.reports()
+    assert sorted(r["rank"] for r in final) == list(range(world_size)), final
+    assert all(r["world_size"] == world_size and r["sum"] == r["expected_sum"] for r in final), final
+    assert all(r["restart"] >= 1 for a in survivors for r in a.reports()), final

@@ -53,3 +53,15 @@ def test_elastic_agent_killed_mid_run_the_other_finishes(tmp_path: Path) -> None
     final = [r for r in agents[0].reports() if r["restart"] >= 1]
     assert sorted(r["rank"] for r in final) == [0, 1]
     assert all(r["world_size"] == 2 and r["sum"] == 3.0 for r in final)
+
+
+def test_scalable_protocol_replaces_a_killed_agent(tmp_path: Path) -> None:
+    """protocol=scalable: the third agent dies (c10d's store lives in the
+    first), a replacement joins and the job finishes at full size (6 workers)."""
+    from rdzv_core.testing.launch import assert_full_size_after_restart, run_kill_and_replace
+
+    endpoint = f"127.0.0.1:{free_port()}"
+    scalable = {**FAST, "protocol": "scalable"}
+    confs = [{**scalable, "is_host": "true"}, {**scalable, "is_host": "false"}, {**scalable, "is_host": "false"}]
+    survivors, replacement = run_kill_and_replace(tmp_path, "c10d", endpoint, "scalable-e2e", confs, 2, confs[2])
+    assert_full_size_after_restart(survivors, replacement, 6)
