@@ -1,0 +1,98 @@
+"""3. Idle load: N rendezvoused agents doing what a torchrun agent does between
+rounds — heartbeats (the handler's own timer) and a ``num_nodes_waiting()``
+poll every ``monitor_interval`` (torchrun's default 0.1 s) — for a window of
+``seconds``. Store calls and payload bytes per second come from the shared
+instrument; for Redis and etcd the server's own traffic counters are read
+as well.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from benchmarks.agents import AgentGroup, NotAvailable, Target, settings_for
+from benchmarks.counters import Snapshot
+from benchmarks.join import fan_out, timed_join
+from benchmarks.servers import Servers, ServerStats
+
+
+@dataclass
+class IdleCell:
+    """Traffic of one target's N idle agents over the window."""
+
+    label: str
+    n: int
+    status: str
+    seconds: float = 0.0
+    counts: Snapshot | None = None
+    server: ServerStats | None = None
+    poll_errors: int = 0
+
+    def per_second(self, value: float) -> float:
+        """``value`` per second of the window."""
+        return value / self.seconds if self.seconds else float("nan")
+
+
+def _poll(handler: Any, stop: threading.Event, interval: float, errors: list[int]) -> None:
+    while not stop.wait(interval):
+        try:
+            handler.num_nodes_waiting()
+        except Exception:  # noqa: BLE001 - counted, the window goes on
+            errors[0] += 1
+
+
+def measure(target: Target, n: int, seconds: float, join_timeout: float, monitor_interval: float,
+            servers: Servers) -> IdleCell:
+    """Join ``n`` agents, then measure ``seconds`` of idling."""
+    group = AgentGroup(target, n, n, settings_for(join_timeout))
+    try:
+        try:
+            group.add_agents(n)
+        except NotAvailable:
+            return IdleCell(target.label, n, "not available")
+        joined = timed_join(group.handlers, join_timeout, group.counters.snapshot)
+        if not joined.ok:
+            return IdleCell(target.label, n, joined.status)
+        stop = threading.Event()
+        errors = [0]
+        pollers = [threading.Thread(target=_poll, args=(h, stop, monitor_interval, errors), daemon=True)
+                   for h in group.handlers]
+        before, server_before = group.counters.snapshot(), servers.stats(target.kind)
+        started = time.monotonic()
+        for poller in pollers:
+            poller.start()
+        time.sleep(seconds)
+        after, server_after = group.counters.snapshot(), servers.stats(target.kind)
+        elapsed = time.monotonic() - started
+        stop.set()
+        for poller in pollers:
+            poller.join(10)
+        server = server_after - server_before if server_before and server_after else None
+        return IdleCell(target.label, n, "ok", elapsed, after - before, server, errors[0])
+    finally:
+        group.close()
+
+
+def run(targets: Sequence[Target], ns: Sequence[int], seconds: float, join_timeout: float, monitor_interval: float,
+        servers: Servers, log: Callable[[str], None] = print, parallel: bool = False) -> list[IdleCell]:
+    """Every target at every N (concurrently with ``parallel``: then the
+    server-side counters mix targets that share a server and are dropped)."""
+
+    def one(target: Target, n: int) -> IdleCell:
+        cell = measure(target, n, seconds, join_timeout, monitor_interval, servers)
+        if parallel:
+            cell.server = None
+        if cell.status == "ok" and cell.counts is not None:
+            log(f"  idle N={n:<4} {cell.label:26} {cell.per_second(cell.counts.ops):8.1f} ops/s "
+                f"{cell.per_second(cell.counts.bytes_moved):12,.0f} B/s")
+        else:
+            log(f"  idle N={n:<4} {cell.label:26} {cell.status}")
+        return cell
+
+    cells: list[IdleCell] = []
+    for n in ns:
+        cells += fan_out(lambda t: one(t, n), targets, parallel)
+    return cells

@@ -1,0 +1,107 @@
+"""Timing one rendezvous: N handlers call ``next_rendezvous()`` at once.
+
+The clock starts when every agent thread is released and stops when the
+last ``next_rendezvous()`` returns; the round counts as done only if the
+ranks are exactly 0..N-1 in a world of N. A run that has not finished by
+its timeout is reported as ``timeout`` (the handlers' own ``join_timeout``
+is the same, so they give up by themselves and stop loading the store).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence, TypeVar
+
+from benchmarks.counters import Snapshot
+
+#: Extra seconds past the timeout for agents to roll back and exit.
+GRACE = 8.0
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def fan_out(call: Callable[[T], R], items: Sequence[T], parallel: bool) -> list[R]:
+    """``[call(i) for i in items]``, concurrently if ``parallel`` (``--quick``
+    runs a section's targets at once: a smoke run, not a measurement)."""
+    if not parallel or len(items) < 2:
+        return [call(item) for item in items]
+    with ThreadPoolExecutor(len(items)) as pool:
+        return list(pool.map(call, items))
+
+
+@dataclass
+class JoinOutcome:
+    """What one timed rendezvous round produced."""
+
+    status: str  # "ok", "timeout", "error: ..."
+    seconds: float
+    infos: list[Any] = field(default_factory=list)
+    counts: Snapshot = field(default_factory=Snapshot)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every agent got a rank and the ranks are 0..N-1."""
+        return self.status == "ok"
+
+
+def check_ranks(infos: Sequence[Any], world: int) -> str:
+    """``"ok"`` if ``infos`` hold ranks 0..world-1 in a world of ``world``."""
+    ranks = sorted(getattr(i, "rank", -1) for i in infos)
+    sizes = {getattr(i, "world_size", -1) for i in infos}
+    if ranks != list(range(world)) or sizes != {world}:
+        return f"error: ranks {ranks[:4]}... sizes {sorted(sizes)}"
+    return "ok"
+
+
+def timed_join(handlers: Sequence[Any], timeout: float, snapshot: Callable[[], Snapshot],
+               call: Callable[[Any], Any] | None = None, check: bool = True) -> JoinOutcome:
+    """Run ``call(handler)`` (default ``next_rendezvous``) in one thread per
+    handler, released together; time until all returned. ``check=False``
+    skips the rank check (a worker process holds only part of the world)."""
+    call = call or (lambda h: h.next_rendezvous())
+    count = len(handlers)
+    results: list[Any] = [None] * count
+    done_at: list[float] = [0.0] * count
+    errors: list[BaseException] = []
+    go = threading.Event()
+    finished = threading.Semaphore(0)
+
+    def agent(index: int) -> None:
+        go.wait()
+        try:
+            results[index] = call(handlers[index])
+            done_at[index] = time.monotonic()
+        except BaseException as exc:  # noqa: BLE001 - reported in the outcome
+            errors.append(exc)
+        finally:
+            finished.release()
+
+    threads = [threading.Thread(target=agent, args=(i,), daemon=True, name=f"bench-agent-{i}") for i in range(count)]
+    for thread in threads:
+        thread.start()
+    before = snapshot()
+    started = time.monotonic()
+    go.set()
+    pending = count
+    end = started + timeout
+    while pending and time.monotonic() < end:
+        if finished.acquire(timeout=max(0.0, min(0.5, end - time.monotonic()))):
+            pending -= 1
+            if errors:
+                break
+    counts = snapshot() - before
+    if pending or errors:
+        timed_out = pending > 0 or any(type(e).__name__ == "RendezvousTimeoutError" for e in errors)
+        # Let the stragglers give up on their own join_timeout before moving on.
+        for thread in threads:
+            thread.join(max(0.0, started + timeout + GRACE - time.monotonic()))
+        if timed_out:
+            return JoinOutcome("timeout", timeout, counts=counts)
+        first = errors[0]
+        return JoinOutcome(f"error: {type(first).__name__}: {str(first)[:120]}", time.monotonic() - started, counts=counts)
+    seconds = max(done_at) - started
+    status = check_ranks(results, count) if check else "ok"
+    return JoinOutcome(status, seconds, list(results), counts)

@@ -1,0 +1,101 @@
+"""2. Rendezvous at scale: N agents, ``min_nodes = max_nodes = N``.
+
+For every N the targets run one after the other (side by side in time);
+the clock runs from the release of all agents until every
+``next_rendezvous()`` has returned with ranks 0..N-1. A target's sweep stops
+at its first timeout or error (larger N would only time out again).
+Counters come from the same instrument on both sides (see
+:mod:`benchmarks.instruments`).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from benchmarks.agents import AgentGroup, NotAvailable, Target, new_run_id, settings_for
+from benchmarks.counters import Snapshot
+from benchmarks.join import JoinOutcome, fan_out, timed_join
+
+
+@dataclass
+class ScaleCell:
+    """One target at one N: every repetition's time and the median run's counters."""
+
+    label: str
+    mode: str
+    n: int
+    status: str = "ok"  # ok | timeout | error: ... | not available | skipped
+    seconds: list[float] = field(default_factory=list)
+    counts: Snapshot | None = None
+    timeout: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether every repetition completed."""
+        return self.status == "ok" and bool(self.seconds)
+
+    @property
+    def median(self) -> float:
+        """Median wall time of the repetitions (NaN if none)."""
+        return statistics.median(self.seconds) if self.seconds else float("nan")
+
+
+def run_threads(target: Target, n: int, timeout: float) -> JoinOutcome:
+    """One rendezvous of ``n`` handler threads in this process."""
+    group = AgentGroup(target, n, n, settings_for(timeout))
+    try:
+        group.add_agents(n)
+        return timed_join(group.handlers, timeout, group.counters.snapshot)
+    finally:
+        group.close()
+
+
+def sweep(targets: Sequence[Target], ns: Sequence[int], mode: str, repetitions: Callable[[int], int],
+          timeout: Callable[[int], float], pool: Any = None, log: Callable[[str], None] = print,
+          parallel: bool = False) -> list[ScaleCell]:
+    """Every target at every N (``mode`` is ``threads`` or ``processes``)."""
+    cells: list[ScaleCell] = []
+    stopped: dict[str, str] = {}
+
+    def measure(target: Target, n: int) -> ScaleCell:
+        cell = ScaleCell(target.label, mode, n, timeout=timeout(n))
+        if target.label in stopped:
+            cell.status = stopped[target.label]
+            return cell
+        outcomes: list[JoinOutcome] = []
+        for _ in range(repetitions(n)):
+            try:
+                if mode == "threads":
+                    outcome = run_threads(target, n, timeout(n))
+                else:
+                    outcome = pool.run_join(target, n, settings_for(timeout(n)), timeout(n), new_run_id())
+            except NotAvailable:
+                cell.status = stopped[target.label] = "not available"
+                break
+            outcomes.append(outcome)
+            if not outcome.ok:
+                cell.status = outcome.status
+                cell.counts = outcome.counts
+                why = "timeout" if outcome.status == "timeout" else "error"
+                stopped[target.label] = f"skipped (after {why} at N={n})"
+                break
+        good = [o for o in outcomes if o.ok]
+        if cell.status == "ok" and good:
+            cell.seconds = [o.seconds for o in good]
+            cell.counts = sorted(good, key=lambda o: o.seconds)[len(good) // 2].counts
+        log(_line(cell))
+        return cell
+
+    for n in ns:
+        cells += fan_out(lambda t: measure(t, n), targets, parallel and mode == "threads")
+    return cells
+
+
+def _line(cell: ScaleCell) -> str:
+    if cell.ok and cell.counts is not None:
+        c = cell.counts
+        return (f"  scale[{cell.mode}] N={cell.n:<5} {cell.label:26} {cell.median:7.2f} s  "
+                f"CAS {c.cas:>7} lost {c.cas_lost:>7}  bytes {c.bytes_moved:>11,}")
+    return f"  scale[{cell.mode}] N={cell.n:<5} {cell.label:26} {cell.status}"
