@@ -71,32 +71,47 @@ class _Member:
             self._was_ready = self._was_ready or state == _C.READY
             self._cond.notify_all()
 
-    def stub(self, kind: Callable[[grpc.Channel], Any]) -> Any:
-        """The stub of class ``kind`` on this member's channel."""
+    def _open(self) -> grpc.Channel:
         with self._cond:
             if self._channel is None:
                 if self._credentials is not None:
                     self._channel = grpc.secure_channel(self.target.netloc, self._credentials, options=self._options)
                 else:
                     self._channel = grpc.insecure_channel(self.target.netloc, options=self._options)
-                self._channel.subscribe(self._on_state, try_to_connect=True)
-            name = kind.__name__
-            if name not in self._stubs:
-                self._stubs[name] = kind(self._channel)
-            return self._stubs[name]
+            return self._channel
+
+    def stub(self, kind: Callable[[grpc.Channel], Any]) -> Any:
+        """The stub of class ``kind`` on this member's channel (opened on first use)."""
+        with self._cond:  # an RLock: _open() re-enters it; a concurrent close() cannot interleave
+            stub = self._stubs.get(kind.__name__)
+            if stub is None:
+                stub = self._stubs[kind.__name__] = kind(self._open())
+            return stub
 
     def settle(self, timeout: float) -> _C | None:
-        """Wait up to ``timeout`` s for a first connection to be READY or fail
-        (a channel that was READY and went IDLE is returned as is: a call reconnects it)."""
-        self.stub(etcdrpc.KVStub)
-        end = time.monotonic() + timeout
+        """Until the first connection: wait up to ``timeout`` s for it to be READY or to
+        fail. Once a connection was READY, return at once: calls report failures then.
+
+        Connectivity is watched only while waiting (gRPC polls it with a thread per
+        subscribed channel), so an idle client costs no background work.
+        """
+        channel = self._open()
         with self._cond:
-            while self._state in (None, _C.CONNECTING) or (self._state == _C.IDLE and not self._was_ready):
-                left = end - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
-            return self._state
+            if self._was_ready:
+                return _C.READY
+            self._state = None
+        channel.subscribe(self._on_state, try_to_connect=True)
+        try:
+            end = time.monotonic() + timeout
+            with self._cond:
+                while not self._was_ready and self._state not in (_C.TRANSIENT_FAILURE, _C.SHUTDOWN):
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                return _C.READY if self._was_ready else self._state
+        finally:
+            channel.unsubscribe(self._on_state)
 
     def close(self) -> None:
         """Close the channel (the member can be used again; it reconnects)."""
@@ -104,7 +119,6 @@ class _Member:
             channel, self._channel, self._state, self._stubs = self._channel, None, None, {}
             self._was_ready = False
         if channel is not None:
-            channel.unsubscribe(self._on_state)
             channel.close()
 
     def forget(self) -> None:
@@ -206,7 +220,7 @@ class EtcdClient:
             if left <= 0:
                 break
             state = member.settle(min(self.connect_timeout, left))
-            if state not in (_C.READY, _C.TRANSIENT_FAILURE, _C.IDLE):
+            if state not in (_C.READY, _C.TRANSIENT_FAILURE):
                 failures.append(EtcdUnavailable(
                     f"{member.label}: no connection within {min(self.connect_timeout, left):.3g} s "
                     "(is the host reachable, and is this an etcd client port?)", member.label,
