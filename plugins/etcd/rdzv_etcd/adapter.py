@@ -122,10 +122,11 @@ class EtcdStateStore(StateStore):
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _with_lease(self, call: Callable[[int], T], ttl: float | None = None) -> T:
-        """Run ``call(lease)``; if the lease vanished meanwhile, take a new one once."""
+    def _with_lease(self, call: Callable[[int], T], ttl: float | None = None, key: bytes = b"") -> T:
+        """Run ``call(lease)`` with the run lease (or ``key``'s own lease for ``ttl``);
+        if the lease vanished meanwhile, take a new one once."""
         for attempt in (0, 1):
-            lease = (self._leases.ttl_lease(ttl, self._budget) if ttl is not None
+            lease = (self._leases.key_lease(key, ttl, self._budget) if ttl is not None
                      else self._leases.run_lease(self._budget))
             try:
                 return call(lease)
@@ -168,9 +169,9 @@ class EtcdStateStore(StateStore):
         return self._with_lease(attempt)
 
     def write(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        """See base class; ``ttl`` gets a lease of its own (whole seconds, rounded up)."""
+        """See base class; with ``ttl`` the key gets a lease of its own (whole seconds, rounded up)."""
         full = self._keys.key(key)
-        self._with_lease(lambda lease: self._client.put(full, value, lease, budget=self._budget), ttl)
+        self._with_lease(lambda lease: self._client.put(full, value, lease, budget=self._budget), ttl, full)
 
     def delete(self, key: str) -> bool:
         """See base class."""

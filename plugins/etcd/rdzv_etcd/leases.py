@@ -10,9 +10,13 @@ the lease runs out. Three kinds are used:
   ``1.25 * ttl`` seconds after the last write of the agent that wrote it;
   no background thread is needed (torch's handler writes its heartbeat every
   few seconds, which keeps the lease of every live agent fresh).
-* A **fresh lease per ``write(..., ttl=t)``** of ``ceil(t)`` seconds, never
-  renewed: that key expires ``t`` seconds (rounded up to whole seconds, the
-  lease granularity) after that write, whatever else is written.
+* A **lease of its own per key written with ``write(..., ttl=t)``**, of
+  ``ceil(t)`` seconds: the first such write grants it, each rewrite of the
+  same key with the same TTL renews it (a keep-alive resets it to its full
+  TTL; cheaper for the cluster than a grant, which is a Raft proposal, and no
+  lease piles up). That key expires ``t`` seconds (rounded up to whole
+  seconds, the lease granularity) after its last write, whatever else is
+  written; no other key shares its lease.
 * A **receipt lease** shared by ``add`` receipts, re-granted before its
   remaining life drops below what one ``add`` may take.
 
@@ -47,6 +51,7 @@ class LeaseKeeper:
         self._run_renewed = 0.0
         self._receipt: int | None = None
         self._receipt_until = 0.0
+        self._per_key: dict[bytes, tuple[int, int, float]] = {}  # key -> (lease, ttl, renewed at)
 
     def run_lease(self, budget: float) -> int:
         """The run lease, granted or renewed as needed (see module docstring)."""
@@ -61,9 +66,23 @@ class LeaseKeeper:
             self._run_renewed = now
             return self._run
 
-    def ttl_lease(self, ttl: float, budget: float) -> int:
-        """A fresh lease of ``ceil(ttl)`` seconds (at least 1) for one write."""
-        return self._client.lease_grant(max(1, math.ceil(ttl)), budget=budget)
+    def key_lease(self, key: bytes, ttl: float, budget: float) -> int:
+        """The lease of ``key`` written with ``ttl``: renewed if it is still alive, else new."""
+        seconds = max(1, math.ceil(ttl))
+        now = time.monotonic()
+        with self._lock:
+            entry = self._per_key.get(key)
+        if entry is not None and entry[1] == seconds and now - entry[2] < seconds:
+            if self._client.lease_keepalive(entry[0], budget=budget) > 0:
+                with self._lock:
+                    self._per_key[key] = (entry[0], seconds, now)
+                return entry[0]
+        lease = self._client.lease_grant(seconds, budget=budget)
+        with self._lock:
+            if len(self._per_key) >= 4096:  # forget leases that have surely expired
+                self._per_key = {k: e for k, e in self._per_key.items() if now - e[2] < e[1]}
+            self._per_key[key] = (lease, seconds, now)
+        return lease
 
     def receipt_lease(self, min_life: float, budget: float) -> int:
         """A lease that will live at least ``min_life`` more seconds."""
@@ -82,8 +101,10 @@ class LeaseKeeper:
                 self._run = None
             if self._receipt == lease:
                 self._receipt = None
+            self._per_key = {k: e for k, e in self._per_key.items() if e[0] != lease}
 
     def reset(self) -> None:
         """Forget every lease (in a forked child: it grants its own)."""
         self._lock = threading.Lock()
         self._run = self._receipt = None
+        self._per_key = {}

@@ -103,6 +103,26 @@ def test_per_key_ttl_uses_its_own_lease(plain_harness: AdapterHarness, raw: Any)
     assert adapter.read("hb") is None and adapter.read("keep") is not None
 
 
+def test_rewriting_a_ttl_key_renews_its_own_lease(plain_harness: AdapterHarness, raw: Any) -> None:
+    run = plain_harness.new_run_id()
+    adapter = plain_harness.adapter(run)
+    adapter.write("hb", b"1", ttl=2)
+    adapter.write("other", b"1", ttl=2)
+    first = raw_get(raw, f"/rdzv/{run}/k/hb".encode()).lease
+    assert first != raw_get(raw, f"/rdzv/{run}/k/other".encode()).lease  # no key shares a TTL lease
+    for beat in range(2):  # a heartbeat: rewritten every second, kept alive, never re-granted
+        time.sleep(1)
+        adapter.write("hb", str(beat).encode(), ttl=2)
+        assert raw_get(raw, f"/rdzv/{run}/k/hb".encode()).lease == first
+    assert adapter.read("other") is None and adapter.read("hb") is not None
+    deadline = time.monotonic() + 5
+    while adapter.read("hb") is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert adapter.read("hb") is None
+    adapter.write("hb", b"again", ttl=2)  # after expiry: a new lease
+    assert raw_get(raw, f"/rdzv/{run}/k/hb".encode()).lease != first
+
+
 def test_add_receipts_stay_out_of_count(plain_harness: AdapterHarness, raw: Any) -> None:
     run = plain_harness.new_run_id()
     adapter = plain_harness.adapter(run)
