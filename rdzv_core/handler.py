@@ -88,4 +88,28 @@ def create_rdzv_handler(params: RendezvousParameters, registry: BackendRegistry 
     from torch.distributed.elastic.rendezvous.dynamic_rendezvous import create_handler
 
     backend, store = create_backend(params, registry)
-    return create_handler(store, backend, params)
+    handler = create_handler(store, backend, params)
+    publish_worker_store_every_round(handler)
+    return handler
+
+
+def publish_worker_store_every_round(handler: RendezvousHandler) -> None:
+    """Make torch's handler publish MASTER_ADDR/PORT in every round.
+
+    torch's ``DynamicRendezvousHandler`` (2.x) computes the workers' store
+    address once and caches it. After the node that was rank 0 dies, the
+    survivors keep dialing it, and a newcomer that is not rank 0 blocks on a
+    MASTER_ADDR that nobody publishes in the new round. Forgetting the cached
+    address before each round makes rank 0 host and publish a store under the
+    new round's prefix and everyone else read it there. Uses a private
+    attribute of torch's handler; skipped where it does not exist.
+    """
+    if not hasattr(handler, "_bootstrap_store_info"):
+        return
+    original = handler.next_rendezvous
+
+    def next_rendezvous():  # type: ignore[no-untyped-def]
+        handler._bootstrap_store_info = None  # type: ignore[attr-defined]  # noqa: SLF001
+        return original()
+
+    handler.next_rendezvous = next_rendezvous  # type: ignore[method-assign]

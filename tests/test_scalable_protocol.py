@@ -26,10 +26,31 @@ def harness(request: pytest.FixtureRequest) -> AdapterHarness:
     return AdapterHarness(MemoryStateStore, endpoint=f"scalable-{request.node.name}", conf={"read_timeout": 3})
 
 
+def unpatched_torch_handlers(harness: AdapterHarness, count: int) -> list[Any]:
+    """torch's own handler exactly as torch builds it, on rdzv's backend."""
+    from torch.distributed.elastic.rendezvous.dynamic_rendezvous import create_handler
+
+    from rdzv_core.handler import create_backend
+    from rdzv_core.testing.rendezvous import _MADE
+
+    run = harness.new_run_id()
+    conf = {"last_call_timeout": 2, "keep_alive_interval": 1, "keep_alive_max_attempt": 2}
+    handlers = []
+    for _ in range(count):
+        params = harness.params(run, 3, 3, **conf)
+        backend, store = create_backend(params, harness.registry())
+        handlers.append(create_handler(store, backend, params))
+    _MADE.extend(handlers)
+    return handlers
+
+
 def replace_a_dead_member(harness: AdapterHarness, protocol: str) -> Any:
     """Round 1: three agents. The last dies; a replacement joins; the two
     survivors re-rendezvous with it. Returns the replacement's result."""
-    handlers = make_handlers(harness, 4, 3, 3, protocol=protocol, keep_alive_max_attempt=2)
+    if protocol == "torch-unpatched":
+        handlers = unpatched_torch_handlers(harness, 4)
+    else:
+        handlers = make_handlers(harness, 4, 3, 3, protocol=protocol, keep_alive_max_attempt=2)
     first = run_in_threads(handlers[:3], lambda h: h.next_rendezvous())
     dead = next(h for h, info in zip(handlers, first) if info.rank == 2)
     kill(dead)
@@ -45,11 +66,14 @@ def test_torch_handler_leaves_a_replacement_blocked_on_master_addr(harness: Adap
     publishes MASTER_ADDR only in its first round, so a replacement that is not
     rank 0 times out reading it in the next round."""
     with pytest.raises(AssertionError, match=r"MASTER_ADDR|wait timeout"):
-        replace_a_dead_member(harness, "torch")
+        replace_a_dead_member(harness, "torch-unpatched")
 
 
-def test_scalable_handler_gives_the_replacement_the_new_master_address(harness: AdapterHarness) -> None:
-    infos = replace_a_dead_member(harness, "scalable")
+@pytest.mark.parametrize("protocol", ["torch", "scalable"])
+def test_rdzv_handlers_give_the_replacement_the_new_master_address(harness: AdapterHarness, protocol: str) -> None:
+    """Both of rdzv's handlers: rdzv's torch handler republishes every round
+    (publish_worker_store_every_round); the scalable one always does."""
+    infos = replace_a_dead_member(harness, protocol)
     assert sorted(info.rank for info in infos) == [0, 1, 2]
     addresses = {(i.bootstrap_store_info.master_addr, i.bootstrap_store_info.master_port) for i in infos}
     assert len(addresses) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -134,12 +135,12 @@ def wait_for_reports(agent: Agent, count: int, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def wait_for_text(agent: Agent, text: str, timeout: float) -> None:
-    """Wait until ``text`` appears in the agent's output."""
+def wait_for_text(agent: Agent, pattern: str, timeout: float) -> None:
+    """Wait until the regular expression ``pattern`` matches the agent's output."""
     deadline = time.monotonic() + timeout
-    while text not in agent.output():
+    while not re.search(pattern, agent.output()):
         if agent.process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"expected {text!r}; agent output:\n{agent.output()[-4000:]}")
+            raise AssertionError(f"expected {pattern!r}; agent output:\n{agent.output()[-4000:]}")
         time.sleep(0.2)
 
 
@@ -209,7 +210,7 @@ def run_kill_and_replace(
     everyone = list(agents)
     try:
         survivor = agents[(victim + 1) % len(agents)]
-        wait_for_text(survivor, "world_size=6", timeout)
+        wait_for_text(survivor, r"RDZV-STEP rank=\d+ world_size=6", timeout)
         agents[victim].kill()
         replacement = start_agent(command(replacement_conf), log_dir / "replacement.log")
         everyone.append(replacement)

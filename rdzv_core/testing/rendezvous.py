@@ -153,14 +153,7 @@ class MembershipChangeTests(StopsHeartbeats):
         """Each test runs once per protocol."""
         return request.param
 
-    def test_spare_beyond_max_joins_after_a_member_dies(
-        self, harness: AdapterHarness, protocol: str, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        if protocol == "torch":
-            # torch's handler leaves a newcomer that is not rank 0 blocked on the
-            # new round's MASTER_ADDR when the agent store is shared (rank 0
-            # publishes it only in its first round); run torch without sharing.
-            monkeypatch.setenv("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
+    def test_spare_beyond_max_joins_after_a_member_dies(self, harness: AdapterHarness, protocol: str) -> None:
         handlers = make_handlers(harness, 3, 2, 2, protocol=protocol)
         try:
             first = run_in_threads(handlers[:2], lambda h: h.next_rendezvous())
