@@ -20,7 +20,18 @@ __all__ = [
     "ConcurrencyTests",
     "RendezvousTests",
     "MembershipChangeTests",
+    "TransportSuite",
 ]
+
+
+class TransportSuite(PrimitiveTests, FencingTests, StoreSemanticsTests, ConcurrencyTests):
+    """Everything that depends on how a client reaches the store.
+
+    For a second transport or credential set of an adapter whose plain
+    variant already runs the whole :class:`ConformanceSuite` (TLS, ACL users):
+    the multi-agent rendezvous tests exercise the protocols, not the
+    connection, so they run once per adapter.
+    """
 
 
 class ConformanceSuite(

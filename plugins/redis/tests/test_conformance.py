@@ -1,11 +1,10 @@
 """The core's conformance suite against real Redis: plain, ACL auth, TLS.
 
-The plain server runs the whole suite. The ACL and TLS servers run every
-group that goes through the transport (primitives, fencing, Store semantics,
-concurrency with injected faults, multi-agent joins); the membership-change
-scenarios exercise torch's handler logic, which does not depend on how the
-bytes travel, and take a minute each, so they run once (plain) to keep the
-Redis test set within its time budget.
+The plain server runs the whole suite. The ACL and TLS servers run the
+transport suite (primitives, fencing, Store semantics, concurrency with
+injected faults): the multi-agent scenarios exercise the two rendezvous
+protocols, which do not depend on how the bytes travel, and take most of the
+suite's time, so they run once per adapter (plain).
 """
 
 from __future__ import annotations
@@ -13,13 +12,7 @@ from __future__ import annotations
 import pytest
 
 from rdzv_core.testing import AdapterHarness, ConformanceSuite
-from rdzv_core.testing.conformance import (
-    ConcurrencyTests,
-    FencingTests,
-    PrimitiveTests,
-    RendezvousTests,
-    StoreSemanticsTests,
-)
+from rdzv_core.testing.conformance import TransportSuite
 from rdzv_redis.adapter import RedisStateStore
 from rdzv_redis.testing.servers import RedisServer
 
@@ -34,7 +27,7 @@ class TestRedisPlain(ConformanceSuite):
         return AdapterHarness(RedisStateStore, endpoint=redis_server.endpoint)
 
 
-class TestRedisAcl(PrimitiveTests, FencingTests, StoreSemanticsTests, ConcurrencyTests, RendezvousTests):
+class TestRedisAcl(TransportSuite):
     """An ACL user with only the rights rdzv needs; password from a file."""
 
     @pytest.fixture
@@ -46,7 +39,7 @@ class TestRedisAcl(PrimitiveTests, FencingTests, StoreSemanticsTests, Concurrenc
         )
 
 
-class TestRedisTls(PrimitiveTests, FencingTests, StoreSemanticsTests, ConcurrencyTests, RendezvousTests):
+class TestRedisTls(TransportSuite):
     """TLS with a test CA, server certificate checked by host name, client certificate."""
 
     @pytest.fixture
