@@ -192,7 +192,8 @@ class EtcdStateStore(StateStore):
         while True:
             try:
                 if not known:
-                    (current, landed), _ = self._client.get_many([full, receipt], budget=self._budget)
+                    left = max(end - time.monotonic(), 0.05)
+                    (current, landed), _ = self._client.get_many([full, receipt], budget=left)
                     if landed is not None:
                         return int(landed.value)
                 total = _counter(current, full) + amount
@@ -203,7 +204,7 @@ class EtcdStateStore(StateStore):
                 def attempt(lease: int) -> tuple[bool, KeyValue | None, KeyValue | None]:
                     result = self._client.txn(
                         compare, [Put(full, str(total).encode(), lease), Put(receipt, str(total).encode(), mark)],
-                        [Get(receipt), Get(full)], budget=self._budget)
+                        [Get(receipt), Get(full)], budget=max(end - time.monotonic(), 0.05))
                     landed_kv, now_kv = (None, None) if result.succeeded else result.results
                     return result.succeeded, landed_kv, now_kv  # type: ignore[return-value]
 
@@ -212,7 +213,7 @@ class EtcdStateStore(StateStore):
                     return total
                 if landed is not None:
                     return int(landed.value)
-                known = True  # lost a race: retry on the value the transaction returned
+                known = True  # lost a race: retry at once on the value the transaction returned
             except (EtcdUnavailable, EtcdTimeout):
                 known = False
                 left = end - time.monotonic()
