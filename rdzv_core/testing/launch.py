@@ -191,7 +191,7 @@ def run_kill_and_replace(
     confs: Sequence[dict[str, Any]],
     victim: int,
     replacement_conf: dict[str, Any],
-    steps: int = 40,
+    steps: int = 80,
     timeout: float = 240,
 ) -> tuple[list[Agent], Agent]:
     """Three ``rdzv-run`` agents (``--nnodes=2:3``, 2 workers each) run a long

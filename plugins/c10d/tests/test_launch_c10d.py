@@ -61,7 +61,7 @@ def test_scalable_protocol_replaces_a_killed_agent(tmp_path: Path) -> None:
     from rdzv_core.testing.launch import assert_full_size_after_restart, run_kill_and_replace
 
     endpoint = f"127.0.0.1:{free_port()}"
-    scalable = {**FAST, "protocol": "scalable"}
+    scalable = {**FAST, "protocol": "scalable", "keep_alive_max_attempt": 3}
     confs = [{**scalable, "is_host": "true"}, {**scalable, "is_host": "false"}, {**scalable, "is_host": "false"}]
     survivors, replacement = run_kill_and_replace(tmp_path, "c10d", endpoint, "scalable-e2e", confs, 2, confs[2])
     assert_full_size_after_restart(survivors, replacement, 6)

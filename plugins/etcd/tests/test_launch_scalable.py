@@ -10,7 +10,7 @@ from rdzv_core.testing.launch import assert_full_size_after_restart, run_kill_an
 from rdzv_etcd.testing.servers import EtcdCluster
 
 pytestmark = pytest.mark.launch
-SCALABLE = {"protocol": "scalable", "last_call_timeout": 1, "keep_alive_interval": 1, "keep_alive_max_attempt": 2}
+SCALABLE = {"protocol": "scalable", "last_call_timeout": 1, "keep_alive_interval": 1, "keep_alive_max_attempt": 3}
 
 
 def test_scalable_first_agent_killed_and_replaced(tmp_path: Path, etcd_server: EtcdCluster) -> None:
