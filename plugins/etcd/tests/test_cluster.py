@@ -125,3 +125,32 @@ def test_killing_the_member_in_use_loses_and_doubles_nothing(etcd3: EtcdCluster)
     assert not errors, errors
     assert sorted(totals) == list(range(1, 121)), "an add was lost or applied twice"
     assert state is not None and state[2] and backend.get_state()[0] == b"after-the-kill"
+
+
+def test_an_expired_auth_token_is_renewed_transparently(etcd_binary: str, tmp_path) -> None:
+    import rdzv_etcd.client as client_module
+    from rdzv_etcd.testing.servers import etcd_cluster
+
+    (tmp_path / "pw").write_text("pw-1")
+    # Simple tokens that expire after 1 s without use (etcd's default is 300 s).
+    with etcd_cluster(tmp_path / "etcd", extra_args=["--auth-token-ttl", "1"]) as cluster:
+        cluster.enable_auth("agent", "pw-1")
+        harness = AdapterHarness(EtcdStateStore, endpoint=cluster.endpoint,
+                                 conf={"username": "agent", "password_file": str(tmp_path / "pw"), "read_timeout": 10})
+        adapter = harness.adapter(harness.new_run_id())
+        first = adapter.cas("state", None, b"1")
+        calls = []
+        original = client_module.EtcdClient._authenticate
+
+        def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(1)
+            return original(self, *args, **kwargs)
+
+        client_module.EtcdClient._authenticate = counting  # type: ignore[method-assign]
+        try:
+            time.sleep(2.5)  # the token expires (the server checks every second)
+            assert adapter.read("state").value == b"1"  # "invalid auth token" -> authenticate once more
+            assert adapter.cas("state", first.token, b"2").applied
+        finally:
+            client_module.EtcdClient._authenticate = original  # type: ignore[method-assign]
+        assert len(calls) == 1

@@ -117,7 +117,7 @@ class EtcdMember:
         """The peer URL (always plain http on loopback)."""
         return f"http://127.0.0.1:{self.peer_port}"
 
-    def start(self, binary: str, initial_cluster: str, fsync: bool = False) -> None:
+    def start(self, binary: str, initial_cluster: str, fsync: bool = False, extra: Sequence[str] = ()) -> None:
         """Start the process (returns at once; see :meth:`wait_ready`)."""
         args = [binary, "--name", self.name, "--data-dir", str(self.data_dir / "data"),
                 "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
@@ -130,6 +130,7 @@ class EtcdMember:
         if self.tls:
             args += ["--cert-file", self.tls["server_cert"], "--key-file", self.tls["server_key"],
                      "--trusted-ca-file", self.tls["ca"], "--client-cert-auth"]
+        args += list(extra)
         log = open(self.data_dir / "etcd.log", "ab")  # noqa: SIM115 - owned by the process
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # noqa: S603
         log.close()
@@ -173,7 +174,7 @@ class EtcdCluster:
     """A cluster of ``size`` members on loopback (``size=1`` is a plain server)."""
 
     def __init__(self, directory: Path, size: int = 1, tls: dict[str, str] | None = None,
-                 binary: str | None = None, fsync: bool = False) -> None:
+                 binary: str | None = None, fsync: bool = False, extra_args: Sequence[str] = ()) -> None:
         self.binary = binary or find_etcd()
         ports = free_ports(2 * size)
         self.members = []
@@ -183,6 +184,7 @@ class EtcdCluster:
             self.members.append(EtcdMember(f"m{i}", ports[2 * i], ports[2 * i + 1], data_dir, tls))
         self.tls = tls
         self.fsync = fsync
+        self.extra_args = tuple(extra_args)
 
     @property
     def endpoints(self) -> str:
@@ -198,7 +200,7 @@ class EtcdCluster:
         """Start every member and wait until the cluster has a leader."""
         initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
         for member in self.members:
-            member.start(self.binary, initial, self.fsync)
+            member.start(self.binary, initial, self.fsync, self.extra_args)
         self.wait_ready(timeout)
         return self
 
@@ -284,9 +286,9 @@ class EtcdCluster:
 
 @contextmanager
 def etcd_cluster(directory: Path, size: int = 1, tls: dict[str, str] | None = None,
-                 fsync: bool = False) -> Iterator[EtcdCluster]:
-    """Start a cluster, yield it, stop it."""
-    cluster = EtcdCluster(directory, size, tls, fsync=fsync)
+                 fsync: bool = False, extra_args: Sequence[str] = ()) -> Iterator[EtcdCluster]:
+    """Start a cluster (``extra_args`` go to every member), yield it, stop it."""
+    cluster = EtcdCluster(directory, size, tls, fsync=fsync, extra_args=extra_args)
     try:
         yield cluster.start()
     finally:
