@@ -64,7 +64,9 @@ class Agent:
 
     def reports(self) -> list[dict[str, Any]]:
         """The workers' report lines."""
-        return [json.loads(line[len(REPORT_PREFIX):]) for line in self.output().splitlines() if line.startswith(REPORT_PREFIX)]
+        # Workers share the agent's log, so a line may start mid-way through
+        # another worker's output: find the reports anywhere.
+        return [json.loads(found) for found in re.findall(REPORT_PREFIX + r"(\{[^{}]*\})", self.output())]
 
     def kill(self) -> None:
         """SIGKILL the agent and every process below it (a node dying).
