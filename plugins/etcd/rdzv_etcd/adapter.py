@@ -199,12 +199,16 @@ class EtcdStateStore(StateStore):
                 total = _counter(current, full) + amount
                 compare = [RevisionIs(receipt, 0, created=True),
                            RevisionIs(full, current.mod_revision) if current else RevisionIs(full, 0, created=True)]
-                mark = self._leases.receipt_lease(2 * self._budget, self._budget)
 
                 def attempt(lease: int) -> tuple[bool, KeyValue | None, KeyValue | None]:
-                    result = self._client.txn(
-                        compare, [Put(full, str(total).encode(), lease), Put(receipt, str(total).encode(), mark)],
-                        [Get(receipt), Get(full)], budget=max(end - time.monotonic(), 0.05))
+                    mark = self._leases.receipt_lease(2 * self._budget, self._budget)
+                    try:
+                        result = self._client.txn(
+                            compare, [Put(full, str(total).encode(), lease), Put(receipt, str(total).encode(), mark)],
+                            [Get(receipt), Get(full)], budget=max(end - time.monotonic(), 0.05))
+                    except LeaseNotFound:
+                        self._leases.forget(mark)  # either lease may be the one that vanished
+                        raise
                     landed_kv, now_kv = (None, None) if result.succeeded else result.results
                     return result.succeeded, landed_kv, now_kv  # type: ignore[return-value]
 

@@ -88,6 +88,11 @@ def test_a_revoked_lease_is_replaced(plain_harness: AdapterHarness, raw: Any) ->
     adapter.write("b", b"2")  # the old lease is gone: a new one is granted
     assert adapter.cas("c", None, b"3").applied and adapter.add("d", 2) == 2
     assert raw_get(raw, f"/rdzv/{run}/k/b".encode()).lease not in (0, lease)
+    kv, _, _ = raw  # now the receipt lease of add() vanishes too
+    receipt = kv.Range(rpc.RangeRequest(key=f"/rdzv/{run}/r/".encode(), range_end=f"/rdzv/{run}/r0".encode()),
+                       timeout=5).kvs[0]
+    leases.LeaseRevoke(rpc.LeaseRevokeRequest(ID=receipt.lease), timeout=5)
+    assert adapter.add("d", 3) == 5
 
 
 def test_per_key_ttl_uses_its_own_lease(plain_harness: AdapterHarness, raw: Any) -> None:

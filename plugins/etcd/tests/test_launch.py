@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +26,8 @@ def run_two_agents(tmp_path: Path, launcher: str, backend: str, endpoint: str, r
     return agents
 
 
-def reports_of(agent: Agent) -> list[dict[str, Any]]:
-    """The workers' reports. Two workers of one agent share its log and may
-    interleave their lines, so reports are found anywhere, not per line."""
-    return [json.loads(m.group(1)) for m in re.finditer(r"RDZV-WORKER (\{[^{}]*\})", agent.output())]
-
-
 def assert_all_reduced(agents: list[Agent], world_size: int) -> None:
-    reports = [r for agent in agents for r in reports_of(agent)]
+    reports = [r for agent in agents for r in agent.reports()]
     assert sorted(r["rank"] for r in reports) == list(range(world_size))
     assert all(r["world_size"] == world_size and r["sum"] == r["expected_sum"] for r in reports)
     assert {r["group_rank"] for r in reports} == {0, 1}
@@ -67,6 +59,6 @@ def test_first_agent_killed_the_other_re_rendezvous_and_finishes(tmp_path: Path,
         assert agents[1].wait(240) == 0, agents[1].output()[-4000:]
     finally:
         stop_all(agents)
-    final = [r for r in reports_of(agents[1]) if r["restart"] >= 1]
+    final = [r for r in agents[1].reports() if r["restart"] >= 1]
     assert sorted(r["rank"] for r in final) == [0, 1]
     assert all(r["world_size"] == 2 and r["sum"] == 3.0 for r in final)
