@@ -42,6 +42,11 @@ class Target:
         return self.kind == TORCH_C10D
 
     @property
+    def server(self) -> str:
+        """The store server kind with its own traffic counters (``""`` for TCPStore)."""
+        return "" if self.kind in (TORCH_C10D, "c10d") else self.kind
+
+    @property
     def label(self) -> str:
         """The column name in tables."""
         if self.baseline:
@@ -67,6 +72,9 @@ def _params(target: Target, run_id: str, min_nodes: int, max_nodes: int, setting
         conf["protocol"] = target.protocol
         if target.kind == "c10d":
             conf.setdefault("is_host", "false")
+            # torch's c10d backend connects with its read_timeout (60 s); give rdzv's
+            # the same: on this kind of machine a TCPStore connect now and then stalls for 5 s.
+            conf.setdefault("connect_timeout", "60")
     return RendezvousParameters(backend, target.endpoint, run_id, min_nodes, max_nodes, local_addr="127.0.0.1", **conf)
 
 
@@ -83,15 +91,22 @@ class AgentGroup:
     handlers: list[Any] = field(default_factory=list)
     #: Adapter instances (rdzv) or stores (torch) created for each handler.
     connections: list[list[Any]] = field(default_factory=list)
+    #: Where c10d clients come from (threads mode); ``None``: connect per agent.
+    tcp_pool: Any = None
     _instances: _Tracker = field(default_factory=lambda: _Tracker())
     _registry: Any = None
+    _leased: list[Any] = field(default_factory=list)
+    _lease_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add_agents(self, count: int, parallel: int = 16) -> None:
+    def add_agents(self, count: int, parallel: int = 32) -> None:
         """Create ``count`` more handlers, ``parallel`` at a time (a few
         TCPStore client connects stall for 5 s on loopback; in parallel the
         stalls overlap). Raises :class:`NotAvailable`."""
+        if self.tcp_pool is not None and self.target.kind in (TORCH_C10D, "c10d"):
+            self._leased = self.tcp_pool.lease(count)
         if self._registry is None and not self.target.baseline:
-            self._registry = counting_registry(f"rdzv-{self.target.kind}", self.counters, self._instances)
+            source = self._next_client if self._leased else None
+            self._registry = counting_registry(f"rdzv-{self.target.kind}", self.counters, self._instances, source)
         self.handlers.append(None)  # the first one alone: a NotAvailable surfaces at once
         self.connections.append([])
         self.handlers[-1], self.connections[-1] = self._create_tracked()
@@ -100,6 +115,10 @@ class AgentGroup:
                 for handler, conns in pool.map(lambda _: self._create_tracked(), range(count - 1)):
                     self.handlers.append(handler)
                     self.connections.append(conns)
+
+    def _next_client(self) -> Any:
+        with self._lease_lock:
+            return self._leased.pop()
 
     def _create_tracked(self) -> tuple[Any, list[Any]]:
         bucket: list[Any] = []
@@ -124,15 +143,20 @@ class AgentGroup:
             raise
 
     def _create_torch(self, params: Any) -> Any:
-        """torch's own c10d backend, exactly as torch builds it, with its
-        store calls counted (the handler keeps the real TCPStore)."""
+        """torch's own c10d backend, as torch's ``create_backend`` builds it
+        (or over a pooled client: the same TCPStore client, connected
+        earlier), with its store calls counted; the handler keeps the real
+        store."""
         from torch.distributed.elastic.rendezvous.c10d_rendezvous_backend import (
             C10dRendezvousBackend,
             create_backend,
         )
         from torch.distributed.elastic.rendezvous.dynamic_rendezvous import create_handler
 
-        _, store = create_backend(params)
+        if self._leased:
+            store = self._next_client()
+        else:
+            _, store = create_backend(params)
         self._instances.append(store)
         backend = C10dRendezvousBackend(CountingStore(store, self.counters), params.run_id)
         return create_handler(store, backend, params)
@@ -152,9 +176,8 @@ class AgentGroup:
 
     def close(self) -> None:
         """Stop every heartbeat and close every connection of this run."""
-        for handler in self.handlers:
-            if handler is None:
-                continue
+
+        def silence(handler: Any) -> None:
             stop = getattr(handler, "_stop_heartbeats", None)
             try:
                 if stop is not None:
@@ -163,10 +186,18 @@ class AgentGroup:
                     handler.shutdown()
             except Exception:  # noqa: BLE001 - best effort clean-up
                 pass
-        for conns in self.connections:
-            for conn in conns:
-                _close(conn)
+
+        handlers = [h for h in self.handlers if h is not None]
+        pooled = self.tcp_pool is not None and self.target.kind in (TORCH_C10D, "c10d")
+        with ThreadPoolExecutor(32) as pool:
+            list(pool.map(silence, handlers))
+            if not pooled:
+                list(pool.map(lambda conns: [_close(c) for c in conns], self.connections))
+        if pooled:
+            self.tcp_pool.give_back([_tcp_client(c) for conns in self.connections for c in conns] + self._leased)
+            self._leased = []
         self.handlers.clear()
+        self.connections.clear()
 
 
 class _Tracker:
@@ -183,6 +214,12 @@ class _Tracker:
         bucket = getattr(self.local, "bucket", None)
         if bucket is not None:
             bucket.append(item)
+
+
+def _tcp_client(conn: Any) -> Any:
+    """The TCPStore behind a connection record (a store, or an rdzv c10d adapter)."""
+    native = getattr(conn, "native_store", None)
+    return native() if native is not None else conn
 
 
 def _close(conn: Any) -> None:

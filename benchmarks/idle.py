@@ -4,6 +4,11 @@ poll every ``monitor_interval`` (torchrun's default 0.1 s) — for a window of
 ``seconds``. Store calls and payload bytes per second come from the shared
 instrument; for Redis and etcd the server's own traffic counters are read
 as well.
+
+Every target first joins on its own (a join is CPU-bound); then the idle
+windows of targets on different servers run side by side — idle traffic is
+set by the agents' timers, not by CPU — so a server's counters still belong
+to one target (see :func:`benchmarks.join.fan_out`).
 """
 
 from __future__ import annotations
@@ -44,55 +49,62 @@ def _poll(handler: Any, stop: threading.Event, interval: float, errors: list[int
             errors[0] += 1
 
 
-def measure(target: Target, n: int, seconds: float, join_timeout: float, monitor_interval: float,
-            servers: Servers) -> IdleCell:
-    """Join ``n`` agents, then measure ``seconds`` of idling."""
-    group = AgentGroup(target, n, n, settings_for(join_timeout))
+def join(target: Target, n: int, join_timeout: float, tcp_pool: Any = None) -> tuple[AgentGroup, IdleCell | None]:
+    """Create and join ``n`` agents; a cell only if that failed."""
+    group = AgentGroup(target, n, n, settings_for(join_timeout), tcp_pool=tcp_pool)
     try:
-        try:
-            group.add_agents(n)
-        except NotAvailable:
-            return IdleCell(target.label, n, "not available")
-        joined = timed_join(group.handlers, join_timeout, group.counters.snapshot)
-        if not joined.ok:
-            return IdleCell(target.label, n, joined.status)
-        stop = threading.Event()
-        errors = [0]
-        pollers = [threading.Thread(target=_poll, args=(h, stop, monitor_interval, errors), daemon=True)
-                   for h in group.handlers]
-        before, server_before = group.counters.snapshot(), servers.stats(target.kind)
-        started = time.monotonic()
-        for poller in pollers:
-            poller.start()
-        time.sleep(seconds)
-        after, server_after = group.counters.snapshot(), servers.stats(target.kind)
-        elapsed = time.monotonic() - started
-        stop.set()
-        for poller in pollers:
-            poller.join(10)
-        server = server_after - server_before if server_before and server_after else None
-        return IdleCell(target.label, n, "ok", elapsed, after - before, server, errors[0])
-    finally:
-        group.close()
+        group.add_agents(n)
+    except NotAvailable:
+        return group, IdleCell(target.label, n, "not available")
+    joined = timed_join(group.handlers, join_timeout, group.counters.snapshot)
+    return group, None if joined.ok else IdleCell(target.label, n, joined.status)
+
+
+def window(target: Target, group: AgentGroup, seconds: float, monitor_interval: float, servers: Servers) -> IdleCell:
+    """Measure ``seconds`` of idling of a joined group."""
+    n = len(group.handlers)
+    stop = threading.Event()
+    errors = [0]
+    pollers = [threading.Thread(target=_poll, args=(h, stop, monitor_interval, errors), daemon=True)
+               for h in group.handlers]
+    before, server_before = group.counters.snapshot(), servers.stats(target.kind)
+    started = time.monotonic()
+    for poller in pollers:
+        poller.start()
+    time.sleep(seconds)
+    after, server_after = group.counters.snapshot(), servers.stats(target.kind)
+    elapsed = time.monotonic() - started
+    stop.set()
+    for poller in pollers:
+        poller.join(10)
+    server = server_after - server_before if server_before and server_after else None
+    return IdleCell(target.label, n, "ok", elapsed, after - before, server, errors[0])
 
 
 def run(targets: Sequence[Target], ns: Sequence[int], seconds: float, join_timeout: float, monitor_interval: float,
-        servers: Servers, log: Callable[[str], None] = print, parallel: bool = False) -> list[IdleCell]:
-    """Every target at every N (concurrently with ``parallel``: then the
-    server-side counters mix targets that share a server and are dropped)."""
-
-    def one(target: Target, n: int) -> IdleCell:
-        cell = measure(target, n, seconds, join_timeout, monitor_interval, servers)
-        if parallel:
-            cell.server = None
-        if cell.status == "ok" and cell.counts is not None:
-            log(f"  idle N={n:<4} {cell.label:26} {cell.per_second(cell.counts.ops):8.1f} ops/s "
-                f"{cell.per_second(cell.counts.bytes_moved):12,.0f} B/s")
-        else:
-            log(f"  idle N={n:<4} {cell.label:26} {cell.status}")
-        return cell
-
+        servers: Servers, log: Callable[[str], None] = print, parallel: bool | str = "batched",
+        tcp_pool: Any = None) -> list[IdleCell]:
+    """Every target at every N. ``parallel=True`` (``--quick``) also joins
+    concurrently and lets targets that share a server overlap, so the
+    server-side counters are dropped."""
     cells: list[IdleCell] = []
     for n in ns:
-        cells += fan_out(lambda t: one(t, n), targets, parallel)
+        joined = fan_out(lambda t: join(t, n, join_timeout, tcp_pool), targets, parallel is True)
+        try:
+            ready = [(t, g) for t, (g, failed) in zip(targets, joined) if failed is None]
+            measured = dict(zip([t.label for t, _ in ready], fan_out(
+                lambda pair: window(pair[0], pair[1], seconds, monitor_interval, servers), ready, parallel,
+                lambda pair: pair[0].server)))
+        finally:
+            fan_out(lambda pair: pair[0].close(), joined, True)
+        for target, (_, failed) in zip(targets, joined):
+            cell = failed or measured[target.label]
+            if parallel is True:
+                cell.server = None
+            cells.append(cell)
+            if cell.status == "ok" and cell.counts is not None:
+                log(f"  idle N={n:<4} {cell.label:26} {cell.per_second(cell.counts.ops):8.1f} calls/s "
+                    f"{cell.per_second(cell.counts.bytes_moved):12,.0f} B/s")
+            else:
+                log(f"  idle N={n:<4} {cell.label:26} {cell.status}")
     return cells

@@ -96,13 +96,16 @@ class _Leaf(threading.local):
         self.stack: list[list[bool]] = []
 
 
-def counting_adapter(base: type, counters: StoreCounters, instances: list[Any]) -> type:
+def counting_adapter(base: type, counters: StoreCounters, instances: Any,
+                     tcp_client: Callable[[], Any] | None = None) -> type:
     """A subclass of adapter class ``base`` that counts its primitives.
 
     Every instance created is appended to ``instances`` (so a benchmark can
     close them all). c10d's ``compare_set`` returns the value even when it
     applies, so a won CAS counts the value as received there; Redis and etcd
-    send nothing back on success.
+    send nothing back on success. With ``tcp_client`` (c10d over TCP only),
+    each adapter takes an already connected TCPStore client from it instead
+    of connecting (see :mod:`benchmarks.tcp_pool`).
     """
     echoes = getattr(base, "name", "") == "c10d"
     leaf = _Leaf()
@@ -125,6 +128,14 @@ def counting_adapter(base: type, counters: StoreCounters, instances: list[Any]) 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             instances.append(self)
+
+        @classmethod
+        def from_params(cls, params: Any) -> Any:
+            if tcp_client is None or str(params.config.get("store_type", "tcp")) != "tcp":
+                return super().from_params(params)
+            store = tcp_client()
+            # C10dStateStore(store, run_id, endpoint description, reopen).
+            return cls(store, params.run_id, f"tcp {params.endpoint}", lambda: store)
 
         def read(self, key: str) -> Any:
             return measured("read", lambda: super(Counting, self).read(key),
@@ -160,7 +171,8 @@ def counting_adapter(base: type, counters: StoreCounters, instances: list[Any]) 
     return Counting
 
 
-def counting_registry(backend: str, counters: StoreCounters, instances: list[Any]) -> Any:
+def counting_registry(backend: str, counters: StoreCounters, instances: Any,
+                      tcp_client: Callable[[], Any] | None = None) -> Any:
     """A registry whose only adapter is the counted version of ``backend``'s."""
     from rdzv_core.plugins import AdapterInfo, BackendRegistry, adapter_name
 
@@ -168,5 +180,5 @@ def counting_registry(backend: str, counters: StoreCounters, instances: list[Any
     base = registry.get(backend)
     name = adapter_name(backend)
     info = registry.adapters[name]
-    counted = counting_adapter(base, counters, instances)
+    counted = counting_adapter(base, counters, instances, tcp_client if name == "c10d" else None)
     return BackendRegistry(adapters={name: AdapterInfo(name, counted, info.distribution, info.version)})

@@ -23,13 +23,36 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def fan_out(call: Callable[[T], R], items: Sequence[T], parallel: bool) -> list[R]:
-    """``[call(i) for i in items]``, concurrently if ``parallel`` (``--quick``
-    runs a section's targets at once: a smoke run, not a measurement)."""
-    if not parallel or len(items) < 2:
+def fan_out(call: Callable[[T], R], items: Sequence[T], parallel: bool | str,
+            server_of: Callable[[T], str] = lambda _: "") -> list[R]:
+    """``[call(i) for i in items]``, in item order.
+
+    ``parallel``: ``False`` one after the other; ``True`` all at once
+    (``--quick``: a smoke run, not a measurement); ``"batched"`` in batches
+    run one after the other, each batch at once, no two items of a batch on
+    the same server (``server_of`` names it; ``""`` never conflicts), so
+    that the server-side counters of a batch belong to one item each.
+    """
+    if parallel is False or len(items) < 2:
         return [call(item) for item in items]
-    with ThreadPoolExecutor(len(items)) as pool:
-        return list(pool.map(call, items))
+    if parallel is True:
+        batches = [list(range(len(items)))]
+    else:
+        batches = []
+        for index, item in enumerate(items):
+            server = server_of(item)
+            for batch in batches:
+                if not server or server not in {server_of(items[i]) for i in batch}:
+                    batch.append(index)
+                    break
+            else:
+                batches.append([index])
+    results: dict[int, R] = {}
+    for batch in batches:
+        with ThreadPoolExecutor(len(batch)) as pool:
+            for index, result in zip(batch, pool.map(lambda i: call(items[i]), batch)):
+                results[index] = result
+    return [results[i] for i in range(len(items))]
 
 
 @dataclass

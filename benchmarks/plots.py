@@ -33,13 +33,14 @@ def scale_plot(cells: Sequence[ScaleCell], path: Path, mode: str) -> Path:
     """Wall time and bytes per agent vs N, one line per backend; timeouts as ×."""
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for label in dict.fromkeys(c.label for c in cells):
+    for index, label in enumerate(dict.fromkeys(c.label for c in cells)):
         mine = [c for c in cells if c.label == label]
         ok = [c for c in mine if c.ok]
         line = left.plot([c.n for c in ok], [c.median for c in ok], marker="o", label=label)[0]
         lost = [c for c in mine if c.status == "timeout"]
-        if lost:
-            left.scatter([c.n for c in lost], [c.timeout for c in lost], marker="x", s=80, color=line.get_color())
+        if lost:  # side by side when several time out at one N
+            left.scatter([c.n * 1.06 ** index for c in lost], [c.timeout for c in lost], marker="x", s=80,
+                         color=line.get_color())
         counted = [c for c in ok if c.counts is not None]
         right.plot([c.n for c in counted], [c.counts.bytes_moved / c.n / 1024 for c in counted],  # type: ignore[union-attr]
                    marker="o", label=label, color=line.get_color())

@@ -41,6 +41,11 @@ def _time_cell(cell: ScaleCell) -> str:
     return cell.status
 
 
+def timed_out(cell: ScaleCell) -> bool:
+    """Timed out at this N, or skipped because it timed out at a smaller one."""
+    return cell.status == "timeout" or cell.status.startswith("skipped (after timeout")
+
+
 def time_vs(ours: ScaleCell, torch: ScaleCell | None) -> str:
     """The wall-time comparison with torch at the same N, in words or as a ratio."""
     if torch is None or ours.label == BASELINE:
@@ -49,7 +54,9 @@ def time_vs(ours: ScaleCell, torch: ScaleCell | None) -> str:
         return fmt_ratio(ratio(ours.median, torch.median))
     if ours.ok and torch.status == "timeout":
         return f"< {fmt_ratio(ratio(ours.median, torch.timeout))} (torch timed out)"
-    if ours.status == "timeout" and torch.status == "timeout":
+    if ours.ok and timed_out(torch):
+        return "faster (torch timed out at a smaller N)"
+    if timed_out(ours) and timed_out(torch):
         return "both timed out"
     if ours.status == "timeout" and torch.ok:
         return f"> {fmt_ratio(ratio(ours.timeout, torch.median))}"

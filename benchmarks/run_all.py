@@ -31,6 +31,7 @@ from benchmarks.document import Section, render  # noqa: E402
 from benchmarks.machine import describe, load_average  # noqa: E402
 from benchmarks.servers import Servers  # noqa: E402
 from benchmarks.settings import Plan, parse_args  # noqa: E402
+from benchmarks.tcp_pool import TcpClientPool  # noqa: E402
 
 STARTED = time.monotonic()
 
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         targets = build_targets(plan, servers)
         log(f"targets: {', '.join(t.label for t in targets)}")
+        tcp_pool = TcpClientPool(servers.endpoints["tcp"]) if "tcp" in servers.endpoints else None
         if "overhead" in plan.sections:
             section, v, rows = overhead_section(plan, servers)
             section.images = _plot(lambda: plots.overhead_plot(rows, img / "overhead.png", verdicts.OVERHEAD_TARGET))
@@ -128,18 +130,18 @@ def main(argv: list[str] | None = None) -> int:
             if (mode == "threads" and "scale" in plan.sections) or (mode == "processes" and "processes" in plan.sections):
                 if mode == "processes" and pool is None:
                     pool = start_pool(plan)  # full: only now, so its start-up disturbs no measurement
-                cells, section = scale_section(plan, targets, mode, img, pool)
+                cells, section = scale_section(plan, targets, mode, img, pool, tcp_pool)
                 sections.append(section)
                 found[f"2. Rendezvous at scale ({mode})"] = verdicts.scale(cells, mode) + verdicts.scalable_join(cells, mode)
         if "idle" in plan.sections:
             cells_i = idle.run(targets, plan.idle_ns, plan.idle_seconds, plan.default_join_timeout,
-                               plan.monitor_interval, servers, log, plan.quick)
+                               plan.monitor_interval, servers, log, True if plan.quick else "batched", tcp_pool)
             table = report.idle_table(cells_i, plan.idle_seconds, plan.monitor_interval)
             sections.append(Section("3", "Idle load", texts.IDLE, [table],
                                     _plot(lambda: plots.idle_plot(cells_i, img / "idle.png"))))
             found["3. Idle load"] = verdicts.idle(cells_i)
         if "rerdzv" in plan.sections:
-            cells_r = rerdzv.run(targets, plan.rerdzv_ns, plan.liveness, plan.rerdzv_timeout, log, plan.quick)
+            cells_r = rerdzv.run(targets, plan.rerdzv_ns, plan.liveness, plan.rerdzv_timeout, log, plan.quick, tcp_pool)
             table = report.rerdzv_table(cells_r, plan.liveness)
             sections.append(Section("4", "Re-rendezvous", texts.RERDZV, [table]))
             found["4. Re-rendezvous"] = verdicts.rerdzv(cells_r, plan.liveness)
@@ -165,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def scale_section(plan: Plan, targets: list[Target], mode: str, img: Path, pool: Any = None) -> tuple[list[scale.ScaleCell], Section]:
+def scale_section(plan: Plan, targets: list[Target], mode: str, img: Path, pool: Any = None,
+                  tcp_pool: Any = None) -> tuple[list[scale.ScaleCell], Section]:
     """Section 2, threads or processes (``pool``: a started WorkerPool)."""
     if mode == "processes":
         detail = f"N agents over {plan.workers} worker processes, as threads within each"
@@ -173,7 +176,7 @@ def scale_section(plan: Plan, targets: list[Target], mode: str, img: Path, pool:
     else:
         detail = "N handler threads in one process"
         ns, reps = plan.scale_ns, plan.repetitions
-    cells = scale.sweep(targets, ns, mode, reps, plan.join_timeout, pool, log, plan.quick)
+    cells = scale.sweep(targets, ns, mode, reps, plan.join_timeout, pool, log, plan.quick, tcp_pool)
     table = report.scale_table(cells, mode, detail)
     timeouts = ", ".join(f"N={n}: {plan.join_timeout(n):.0f} s" for n in ns)
     table.notes.append(f"Join timeouts: {timeouts}. A backend's sweep stops at its first timeout. "

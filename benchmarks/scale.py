@@ -42,9 +42,9 @@ class ScaleCell:
         return statistics.median(self.seconds) if self.seconds else float("nan")
 
 
-def run_threads(target: Target, n: int, timeout: float) -> JoinOutcome:
+def run_threads(target: Target, n: int, timeout: float, tcp_pool: Any = None) -> JoinOutcome:
     """One rendezvous of ``n`` handler threads in this process."""
-    group = AgentGroup(target, n, n, settings_for(timeout))
+    group = AgentGroup(target, n, n, settings_for(timeout), tcp_pool=tcp_pool)
     try:
         group.add_agents(n)
         return timed_join(group.handlers, timeout, group.counters.snapshot)
@@ -54,7 +54,7 @@ def run_threads(target: Target, n: int, timeout: float) -> JoinOutcome:
 
 def sweep(targets: Sequence[Target], ns: Sequence[int], mode: str, repetitions: Callable[[int], int],
           timeout: Callable[[int], float], pool: Any = None, log: Callable[[str], None] = print,
-          parallel: bool = False) -> list[ScaleCell]:
+          parallel: bool = False, tcp_pool: Any = None) -> list[ScaleCell]:
     """Every target at every N (``mode`` is ``threads`` or ``processes``)."""
     cells: list[ScaleCell] = []
     stopped: dict[str, str] = {}
@@ -68,7 +68,7 @@ def sweep(targets: Sequence[Target], ns: Sequence[int], mode: str, repetitions: 
         for _ in range(repetitions(n)):
             try:
                 if mode == "threads":
-                    outcome = run_threads(target, n, timeout(n))
+                    outcome = run_threads(target, n, timeout(n), tcp_pool)
                 else:
                     outcome = pool.run_join(target, n, settings_for(timeout(n)), timeout(n), new_run_id())
             except NotAvailable:

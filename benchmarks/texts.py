@@ -59,7 +59,10 @@ N agents hold a round and then do what a torchrun agent does between rounds:
 the handler's own heartbeats plus a `num_nodes_waiting()` call every
 `monitor_interval` (torchrun's default, 0.1 s; torch's handler serves it
 from a 1-second cache). Counted over the window: store calls and payload
-bytes per second, and for Redis/etcd the server's own counters.
+bytes per second, and for Redis/etcd the server's own counters. Each
+backend joins on its own first; the idle windows of backends on different
+servers then run side by side (idle traffic is set by timers, not CPU), so
+each server's counters belong to one backend.
 """
 
 RERDZV = """\
@@ -70,6 +73,10 @@ connections close, it never rejoins — and the N-1 others call
 holds the new round with ranks 0..N-2. torch's handler notices a dead node
 only after `keep_alive_interval × keep_alive_max_attempt` without a
 heartbeat (torch's defaults: 5 s × 3) and then waits `last_call_timeout`.
+Each backend holds its first round on its own; the deaths are then staggered
+5 s apart from one backend to the next, so that the short CPU-bound rejoins
+do not overlap while most of each re-rendezvous is spent waiting for the
+heartbeat timeout.
 """
 
 STATE = """\
