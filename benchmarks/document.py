@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from benchmarks.tables import Table
-from benchmarks.texts import INSTRUMENTS, QUICK_WARNING
+from benchmarks.texts import INSTRUMENTS, NOTES, QUICK_WARNING
 from benchmarks.verdicts import Verdict
 
 @dataclass
@@ -59,6 +59,7 @@ def render(sections: Sequence[Section], verdicts: dict[str, list[Verdict]], mach
             rel = os.path.relpath(image, out.parent)
             lines += [f"![{image.stem}]({rel})", ""]
         lines += [*section.notes, ""] if section.notes else []
+    lines.append(NOTES)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -94,13 +94,13 @@ def _baseline_by_n(cells: Sequence[ScaleCell | IdleCell | RerdzvCell]) -> dict[i
 def idle_table(cells: Sequence[IdleCell], seconds: float, monitor_interval: float) -> Table:
     """Section 3."""
     table = Table(f"Idle load ({seconds:.0f} s window, heartbeats + num_nodes_waiting() every {monitor_interval:g} s)", [
-        "N", "backend", "store calls/s", "payload B/s", "per node B/s", "calls vs torch", "bytes vs torch",
-        "B per CAS", "server req/s", "server wire B/s"])
+        "N", "backend", "store calls/s", "of which read · write · CAS · add · wait", "payload B/s", "per node B/s",
+        "calls vs torch", "bytes vs torch", "B per CAS", "server req/s", "server wire B/s"])
     base = {c.n: c for c in cells if c.label == BASELINE and c.status == "ok"}
     for cell in cells:
         c = cell.counts
         if cell.status != "ok" or c is None:
-            table.add(cell.n, cell.label, cell.status, "", "", "", "", "", "", "")
+            table.add(cell.n, cell.label, cell.status, "", "", "", "", "", "", "", "")
             continue
         torch = base.get(cell.n)
         calls = cell.per_second(c.ops)
@@ -114,8 +114,9 @@ def idle_table(cells: Sequence[IdleCell], seconds: float, monitor_interval: floa
         if cell.server is not None:
             srv_req = fmt_num(cell.per_second(cell.server.requests))
             srv_bytes = fmt_num(cell.per_second(cell.server.bytes_in + cell.server.bytes_out))
-        table.add(cell.n, cell.label, fmt_num(calls), fmt_num(moved), fmt_num(moved / cell.n), vs_calls, vs_bytes,
-                  per_cas, srv_req, srv_bytes)
+        kinds = " · ".join(f"{cell.per_second(v):.1f}" for v in (c.reads, c.writes, c.cas, c.adds, c.waits))
+        table.add(cell.n, cell.label, fmt_num(calls), kinds, fmt_num(moved), fmt_num(moved / cell.n), vs_calls,
+                  vs_bytes, per_cas, srv_req, srv_bytes)
     table.notes.append("*payload B/s*: values and tokens through the store client API, both directions, same instrument "
                        "on both sides. *B per CAS*: payload sent per state write (a heartbeat, at idle). *server*: "
                        "the store's own counters (Redis `INFO stats`, etcd `/metrics`), incl. protocol framing, "

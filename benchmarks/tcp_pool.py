@@ -1,8 +1,9 @@
 """Connected TCPStore clients, reused from one run to the next.
 
 On this kind of machine a TCPStore client connect on loopback now and then
-stalls for 5 s (torch 2.13, libuv and legacy servers alike), so setting up
-N separate clients costs about N/6 seconds whatever the parallelism —
+stalls for 5 s (a few per cent of connects made one after another, most of
+a parallel burst; torch 2.13, libuv and legacy servers alike), so setting
+up N separate clients costs about N/6 seconds whatever the parallelism —
 minutes at N=1024, for every backend and every N. The benchmark only times
 the rendezvous, never the connects, so the threads mode hands every agent a
 client of its own from this pool instead of connecting afresh: within one

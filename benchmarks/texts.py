@@ -93,3 +93,31 @@ QUICK_WARNING = """\
 run *concurrently* to save time, so its figures say nothing about
 performance. Run `python benchmarks/run_all.py` for the real numbers.
 """
+
+NOTES = """\
+## Notes and caveats
+
+* **One machine, two cores.** Threads mode runs every agent in one
+  interpreter: their Python work is serialized by the GIL and shares two
+  cores with the store server, so a protocol that makes N agents do O(N)
+  work each shows up as O(N²) CPU here; on real clusters that work is spread
+  over N hosts. The processes mode relieves the GIL, not the two cores.
+* **TCPStore connects.** On this kind of machine a TCPStore client connect
+  on loopback now and then stalls for 5 s (a few per cent of connects made
+  one after another, most of a parallel burst; torch 2.13, libuv and legacy
+  servers alike), so threads mode hands agents already connected clients
+  from a pool (`benchmarks/tcp_pool.py`), one per agent and never shared
+  within a run; connects are never part of a timed interval. The processes
+  mode connects per agent as torchrun would.
+* **Same instrument.** Calls and bytes are counted at the store client API
+  on both sides: torch's `Store` calls under `C10dRendezvousBackend`, rdzv's
+  adapter primitives under the core (so the scalable protocol is counted the
+  same way). A Redis/etcd `wait` counts as one call however long it blocks.
+* **Timeouts.** A backend's N-sweep stops at its first timeout, and the
+  handlers' own `join_timeout` equals the harness timeout, so a timed-out
+  run stops loading the store by itself.
+* Regenerate with `python benchmarks/run_all.py` (about 15 minutes, needs
+  redis-server and etcd as installed by `scripts/setup.sh --test`); `--help`
+  lists the knobs (sizes, sections, backends, protocols). `--quick` is the
+  smoke run the test suite uses.
+"""
