@@ -96,6 +96,7 @@ class AgentGroup:
     _instances: _Tracker = field(default_factory=lambda: _Tracker())
     _registry: Any = None
     _leased: list[Any] = field(default_factory=list)
+    _pooled: bool = False
     _lease_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_agents(self, count: int, parallel: int = 32) -> None:
@@ -104,8 +105,9 @@ class AgentGroup:
         stalls overlap). Raises :class:`NotAvailable`."""
         if self.tcp_pool is not None and self.target.kind in (TORCH_C10D, "c10d"):
             self._leased = self.tcp_pool.lease(count)
+            self._pooled = True
         if self._registry is None and not self.target.baseline:
-            source = self._next_client if self._leased else None
+            source = self._next_client if self._pooled else None
             self._registry = counting_registry(f"rdzv-{self.target.kind}", self.counters, self._instances, source)
         self.handlers.append(None)  # the first one alone: a NotAvailable surfaces at once
         self.connections.append([])
@@ -153,7 +155,7 @@ class AgentGroup:
         )
         from torch.distributed.elastic.rendezvous.dynamic_rendezvous import create_handler
 
-        if self._leased:
+        if self._pooled:
             store = self._next_client()
         else:
             _, store = create_backend(params)
@@ -188,7 +190,7 @@ class AgentGroup:
                 pass
 
         handlers = [h for h in self.handlers if h is not None]
-        pooled = self.tcp_pool is not None and self.target.kind in (TORCH_C10D, "c10d")
+        pooled = self._pooled
         with ThreadPoolExecutor(32) as pool:
             list(pool.map(silence, handlers))
             if not pooled:
