@@ -63,6 +63,8 @@ class JoinOutcome:
     seconds: float
     infos: list[Any] = field(default_factory=list)
     counts: Snapshot = field(default_factory=Snapshot)
+    #: Store-side traffic during the join (Redis/etcd counters), if read.
+    server: Any = None
 
     @property
     def ok(self) -> bool:
@@ -80,10 +82,12 @@ def check_ranks(infos: Sequence[Any], world: int) -> str:
 
 
 def timed_join(handlers: Sequence[Any], timeout: float, snapshot: Callable[[], Snapshot],
-               call: Callable[[Any], Any] | None = None, check: bool = True) -> JoinOutcome:
+               call: Callable[[Any], Any] | None = None, check: bool = True,
+               server: Callable[[], Any] | None = None) -> JoinOutcome:
     """Run ``call(handler)`` (default ``next_rendezvous``) in one thread per
     handler, released together; time until all returned. ``check=False``
-    skips the rank check (a worker process holds only part of the world)."""
+    skips the rank check (a worker process holds only part of the world);
+    ``server`` reads the store's own counters before and after."""
     call = call or (lambda h: h.next_rendezvous())
     count = len(handlers)
     results: list[Any] = [None] * count
@@ -105,7 +109,8 @@ def timed_join(handlers: Sequence[Any], timeout: float, snapshot: Callable[[], S
     threads = [threading.Thread(target=agent, args=(i,), daemon=True, name=f"bench-agent-{i}") for i in range(count)]
     for thread in threads:
         thread.start()
-    before = snapshot()
+    server = server or (lambda: None)
+    before, server_before = snapshot(), server()
     started = time.monotonic()
     go.set()
     pending = count
@@ -116,15 +121,18 @@ def timed_join(handlers: Sequence[Any], timeout: float, snapshot: Callable[[], S
             if errors:
                 break
     counts = snapshot() - before
+    server_after = server()
+    served = server_after - server_before if server_before is not None and server_after is not None else None
     if pending or errors:
         timed_out = pending > 0 or any(type(e).__name__ == "RendezvousTimeoutError" for e in errors)
         # Let the stragglers give up on their own join_timeout before moving on.
         for thread in threads:
             thread.join(max(0.0, started + timeout + GRACE - time.monotonic()))
         if timed_out:
-            return JoinOutcome("timeout", timeout, counts=counts)
+            return JoinOutcome("timeout", timeout, counts=counts, server=served)
         first = errors[0]
-        return JoinOutcome(f"error: {type(first).__name__}: {str(first)[:120]}", time.monotonic() - started, counts=counts)
+        return JoinOutcome(f"error: {type(first).__name__}: {str(first)[:120]}", time.monotonic() - started,
+                           counts=counts, server=served)
     seconds = max(done_at) - started
     status = check_ranks(results, count) if check else "ok"
-    return JoinOutcome(status, seconds, list(results), counts)
+    return JoinOutcome(status, seconds, list(results), counts, served)

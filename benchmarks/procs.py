@@ -14,7 +14,7 @@ import multiprocessing as mp
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from benchmarks.agents import AgentGroup, NotAvailable, Target
 from benchmarks.counters import Snapshot
@@ -105,8 +105,10 @@ class WorkerPool:
             replies.append(conn.recv())
         return replies
 
-    def run_join(self, target: Target, n: int, settings: dict[str, Any], timeout: float, run_id: str) -> JoinOutcome:
-        """One rendezvous of ``n`` agents spread over the workers."""
+    def run_join(self, target: Target, n: int, settings: dict[str, Any], timeout: float, run_id: str,
+                 server: Callable[[], Any] | None = None) -> JoinOutcome:
+        """One rendezvous of ``n`` agents spread over the workers (``server``
+        reads the store's own counters around the join)."""
         if self._warming:  # drain the warm-up replies
             for conn in self._conns:
                 conn.send(("ping", None))
@@ -125,6 +127,7 @@ class WorkerPool:
                     raise NotAvailable(detail)
                 if kind != "ready":
                     return JoinOutcome(f"error: {detail}", 0.0)
+            server_before = server() if server else None
             started = time.monotonic()
             for conn in used:
                 conn.send(("join", timeout))
@@ -133,9 +136,13 @@ class WorkerPool:
                 left = started + timeout + GRACE + 30 - time.monotonic()
                 results.append(conn.recv() if conn.poll(max(1.0, left)) else ("error", "no answer to join"))
             finished = time.monotonic()
+            server_after = server() if server else None
         finally:
             self._ask(used, ("close", None), 120)
-        return _combine(results, n, finished - started, timeout)
+        outcome = _combine(results, n, finished - started, timeout)
+        if server_before is not None and server_after is not None:
+            outcome.server = server_after - server_before
+        return outcome
 
     def close(self) -> None:
         """Stop every worker."""

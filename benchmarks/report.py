@@ -74,7 +74,7 @@ def scale_table(cells: Sequence[ScaleCell], mode: str, detail: str) -> Table:
     """Section 2, one mode."""
     table = Table(f"Rendezvous at scale — {mode} ({detail})", [
         "N", "backend", "wall time (median, min–max)", "time vs torch", "CAS tried", "CAS lost",
-        "store calls", "bytes moved", "per agent", "bytes vs torch"])
+        "store calls", "server requests", "bytes moved", "per agent", "bytes vs torch"])
     by_n = _baseline_by_n(cells)
     for cell in cells:
         torch = by_n.get(cell.n)
@@ -82,7 +82,9 @@ def scale_table(cells: Sequence[ScaleCell], mode: str, detail: str) -> Table:
         show = c is not None and cell.ok
         table.add(cell.n, cell.label, _time_cell(cell), time_vs(cell, torch),
                   fmt_num(c.cas) if show else "", fmt_num(c.cas_lost) if show else "",
-                  fmt_num(c.ops) if show else "", fmt_bytes(c.bytes_moved) if show else "",
+                  fmt_num(c.ops) if show else "",
+                  fmt_num(cell.server_requests) if show and cell.server_requests is not None else "",
+                  fmt_bytes(c.bytes_moved) if show else "",
                   fmt_bytes(c.bytes_moved / cell.n) if show else "", bytes_vs(cell, torch))
     return table
 

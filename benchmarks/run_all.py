@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             if (mode == "threads" and "scale" in plan.sections) or (mode == "processes" and "processes" in plan.sections):
                 if mode == "processes" and pool is None:
                     pool = start_pool(plan)  # full: only now, so its start-up disturbs no measurement
-                cells, section = scale_section(plan, targets, mode, img, pool, tcp_pool)
+                cells, section = scale_section(plan, targets, mode, img, pool, tcp_pool, servers.stats)
                 sections.append(section)
                 found[f"2. Rendezvous at scale ({mode})"] = verdicts.scale(cells, mode) + verdicts.scalable_join(cells, mode)
         if "idle" in plan.sections:
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def scale_section(plan: Plan, targets: list[Target], mode: str, img: Path, pool: Any = None,
-                  tcp_pool: Any = None) -> tuple[list[scale.ScaleCell], Section]:
+                  tcp_pool: Any = None, server_stats: Any = None) -> tuple[list[scale.ScaleCell], Section]:
     """Section 2, threads or processes (``pool``: a started WorkerPool)."""
     if mode == "processes":
         detail = f"N agents over {plan.workers} worker processes, as threads within each"
@@ -176,11 +176,13 @@ def scale_section(plan: Plan, targets: list[Target], mode: str, img: Path, pool:
     else:
         detail = "N handler threads in one process"
         ns, reps = plan.scale_ns, plan.repetitions
-    cells = scale.sweep(targets, ns, mode, reps, plan.join_timeout, pool, log, plan.quick, tcp_pool)
+    cells = scale.sweep(targets, ns, mode, reps, plan.join_timeout, pool, log, plan.quick, tcp_pool, server_stats)
     table = report.scale_table(cells, mode, detail)
     timeouts = ", ".join(f"N={n}: {plan.join_timeout(n):.0f} s" for n in ns)
     table.notes.append(f"Join timeouts: {timeouts}. A backend's sweep stops at its first timeout. "
-                       "*time vs torch* and *bytes vs torch*: ratio to torch c10d at the same N.")
+                       "*time vs torch* and *bytes vs torch*: ratio to torch c10d at the same N. *store calls*: "
+                       "client calls counted by the instrument; *server requests*: what the Redis/etcd server "
+                       "itself handled meanwhile (incl. the re-checks inside a `wait` and lease traffic).")
     title = "Rendezvous at scale" + (" — processes mode" if mode == "processes" else "")
     intro = texts.SCALE if mode == "threads" else texts.PROCESSES
     number = "2" if mode == "threads" else "2b"

@@ -30,6 +30,8 @@ class ScaleCell:
     seconds: list[float] = field(default_factory=list)
     counts: Snapshot | None = None
     timeout: float = 0.0
+    #: Requests the store server handled during the median run (Redis/etcd only).
+    server_requests: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -42,20 +44,24 @@ class ScaleCell:
         return statistics.median(self.seconds) if self.seconds else float("nan")
 
 
-def run_threads(target: Target, n: int, timeout: float, tcp_pool: Any = None) -> JoinOutcome:
+def run_threads(target: Target, n: int, timeout: float, tcp_pool: Any = None,
+                server: Callable[[], Any] | None = None) -> JoinOutcome:
     """One rendezvous of ``n`` handler threads in this process."""
     group = AgentGroup(target, n, n, settings_for(timeout), tcp_pool=tcp_pool)
     try:
         group.add_agents(n)
-        return timed_join(group.handlers, timeout, group.counters.snapshot)
+        return timed_join(group.handlers, timeout, group.counters.snapshot, server=server)
     finally:
         group.close()
 
 
 def sweep(targets: Sequence[Target], ns: Sequence[int], mode: str, repetitions: Callable[[int], int],
           timeout: Callable[[int], float], pool: Any = None, log: Callable[[str], None] = print,
-          parallel: bool = False, tcp_pool: Any = None) -> list[ScaleCell]:
-    """Every target at every N (``mode`` is ``threads`` or ``processes``)."""
+          parallel: bool = False, tcp_pool: Any = None,
+          server_stats: Callable[[str], Any] | None = None) -> list[ScaleCell]:
+    """Every target at every N (``mode`` is ``threads`` or ``processes``);
+    ``server_stats(kind)`` reads a store server's own counters (not when
+    ``parallel``: targets sharing a server would mix)."""
     cells: list[ScaleCell] = []
     stopped: dict[str, str] = {}
 
@@ -65,12 +71,15 @@ def sweep(targets: Sequence[Target], ns: Sequence[int], mode: str, repetitions: 
             cell.status = stopped[target.label]
             return cell
         outcomes: list[JoinOutcome] = []
+        server = None
+        if server_stats is not None and not parallel and target.server:
+            server = lambda: server_stats(target.kind)  # noqa: E731
         for _ in range(repetitions(n)):
             try:
                 if mode == "threads":
-                    outcome = run_threads(target, n, timeout(n), tcp_pool)
+                    outcome = run_threads(target, n, timeout(n), tcp_pool, server)
                 else:
-                    outcome = pool.run_join(target, n, settings_for(timeout(n)), timeout(n), new_run_id())
+                    outcome = pool.run_join(target, n, settings_for(timeout(n)), timeout(n), new_run_id(), server)
             except NotAvailable:
                 cell.status = stopped[target.label] = "not available"
                 break
@@ -84,7 +93,9 @@ def sweep(targets: Sequence[Target], ns: Sequence[int], mode: str, repetitions: 
         good = [o for o in outcomes if o.ok]
         if cell.status == "ok" and good:
             cell.seconds = [o.seconds for o in good]
-            cell.counts = sorted(good, key=lambda o: o.seconds)[len(good) // 2].counts
+            middle = sorted(good, key=lambda o: o.seconds)[len(good) // 2]
+            cell.counts = middle.counts
+            cell.server_requests = middle.server.requests if middle.server is not None else None
         log(_line(cell))
         return cell
 
