@@ -31,7 +31,7 @@ fi
 echo "setup: installing rdzv-core and plugins (editable)"
 extras=""
 [ $want_test = 1 ] && extras="[test]"
-"${PIP[@]}" -e ".${extras}" -e plugins/c10d -e plugins/redis -e plugins/etcd 2>&1 | grep -v "^WARNING: Location" || true
+"${PIP[@]}" -e ".${extras}" -e plugins/c10d -e "plugins/redis${extras}" -e "plugins/etcd${extras}" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import rdzv_core, rdzv_c10d, rdzv_redis, rdzv_etcd" || { echo "setup: install failed" >&2; exit 1; }
 
 if [ $want_bench = 1 ]; then

@@ -226,8 +226,12 @@ def run_kill_and_replace(
 
 def assert_full_size_after_restart(survivors: Sequence[Agent], replacement: Agent, world_size: int) -> None:
     """The last round of every survivor and the replacement had ``world_size``
-    workers, all-reduced correctly, and the survivors got there by a restart."""
+    workers, all-reduced correctly, and the survivors' workers were started
+    again (torch counts a restart for a failure but not for a membership
+    change, so the workers' start lines are counted instead)."""
     final = [r for a in survivors for r in a.reports()] + replacement.reports()
     assert sorted(r["rank"] for r in final) == list(range(world_size)), final
     assert all(r["world_size"] == world_size and r["sum"] == r["expected_sum"] for r in final), final
-    assert all(r["restart"] >= 1 for a in survivors for r in a.reports()), final
+    for agent in survivors:
+        starts = re.findall(r"RDZV-STEP rank=\d+ world_size=\d+", agent.output())
+        assert len(starts) >= 4, f"expected the survivor's 2 workers to run at least twice: {starts}"
