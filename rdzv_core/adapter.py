@@ -86,6 +86,9 @@ class StateStore(ABC):
     unsent_errors: tuple[type[BaseException], ...] = (ConnectionRefusedError,)
     #: Every exception type the client library raises; those that are not
     #: retryable (bad password, TLS failure) fail fast with a clear message.
+    #: The core maps errors escaping ``from_params`` by the *class* attribute
+    #: (OSError and RuntimeError are always mapped): an adapter whose client
+    #: raises other types while connecting declares them on the class too.
     client_errors: tuple[type[BaseException], ...] = ()
 
     @classmethod
