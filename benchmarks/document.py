@@ -24,7 +24,8 @@ class Section:
 
 
 def render(sections: Sequence[Section], verdicts: dict[str, list[Verdict]], machine: dict[str, str], *, out: Path,
-           command: str, runtime_s: float, load_before: str, load_after: str, mode: str) -> str:
+           command: str, runtime_s: float, load_before: str, load_after: str, mode: str,
+           section_loads: Sequence[tuple[str, str]] = ()) -> str:
     """The whole Markdown document."""
     lines = [
         "# Benchmarks",
@@ -43,6 +44,7 @@ def render(sections: Sequence[Section], verdicts: dict[str, list[Verdict]], mach
         "|---|---|",
         *[f"| {k} | {v} |" for k, v in machine.items()],
         f"| load average (1/5/15 min) at start | {load_before} |",
+        *[f"| load average as section {name} began | {load} |" for name, load in section_loads],
         f"| load average at end | {load_after} |",
         "",
         "A 2-core machine that other jobs may load: read the figures as medians with their spreads.",

@@ -36,9 +36,19 @@ from benchmarks.tcp_pool import TcpClientPool  # noqa: E402
 STARTED = time.monotonic()
 
 
+LOADS: list[tuple[str, str]] = []
+
+
 def log(message: str) -> None:
-    """Progress on stderr-free stdout, with the elapsed time."""
+    """Progress on stdout, with the elapsed time."""
     print(f"[{time.monotonic() - STARTED:6.1f}s] {message}", flush=True)
+
+
+def begin(section: str) -> None:
+    """Note the machine's load as a section starts (it goes into the report)."""
+    load = load_average()
+    LOADS.append((section, load))
+    log(f"{section} (load average {load})")
 
 
 def needed_servers(plan: Plan) -> tuple[str, ...]:
@@ -122,18 +132,21 @@ def main(argv: list[str] | None = None) -> int:
         log(f"targets: {', '.join(t.label for t in targets)}")
         tcp_pool = TcpClientPool(servers.endpoints["tcp"]) if "tcp" in servers.endpoints else None
         if "overhead" in plan.sections:
+            begin("1. overhead")
             section, v, rows = overhead_section(plan, servers)
             section.images = _plot(lambda: plots.overhead_plot(rows, img / "overhead.png", verdicts.OVERHEAD_TARGET))
             sections.append(section)
             found["1. Overhead of the core"] = v
         for mode in ("threads", "processes"):
             if (mode == "threads" and "scale" in plan.sections) or (mode == "processes" and "processes" in plan.sections):
+                begin(f"2. scale, {mode}")
                 if mode == "processes" and pool is None:
                     pool = start_pool(plan)  # full: only now, so its start-up disturbs no measurement
                 cells, section = scale_section(plan, targets, mode, img, pool, tcp_pool, servers.stats)
                 sections.append(section)
                 found[f"2. Rendezvous at scale ({mode})"] = verdicts.scale(cells, mode) + verdicts.scalable_join(cells, mode)
         if "idle" in plan.sections:
+            begin("3. idle")
             cells_i = idle.run(targets, plan.idle_ns, plan.idle_seconds, plan.default_join_timeout,
                                plan.monitor_interval, servers, log, True if plan.quick else "batched", tcp_pool)
             table = report.idle_table(cells_i, plan.idle_seconds, plan.monitor_interval)
@@ -141,11 +154,13 @@ def main(argv: list[str] | None = None) -> int:
                                     _plot(lambda: plots.idle_plot(cells_i, img / "idle.png"))))
             found["3. Idle load"] = verdicts.idle(cells_i)
         if "rerdzv" in plan.sections:
+            begin("4. re-rendezvous")
             cells_r = rerdzv.run(targets, plan.rerdzv_ns, plan.liveness, plan.rerdzv_timeout, log, plan.quick, tcp_pool)
             table = report.rerdzv_table(cells_r, plan.liveness)
             sections.append(Section("4", "Re-rendezvous", texts.RERDZV, [table]))
             found["4. Re-rendezvous"] = verdicts.rerdzv(cells_r, plan.liveness)
         if "state" in plan.sections:
+            begin("5. state size")
             section, v = state_section(plan, img)
             sections.append(section)
             found["5. State size"] = v
@@ -156,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     runtime = time.monotonic() - STARTED
     command = "python benchmarks/run_all.py" + (" --quick" if plan.quick else "")
     text = render(sections, found, describe(versions), out=out, command=command, runtime_s=runtime,
-                  load_before=load_before, load_after=load_average(), mode="quick" if plan.quick else "full")
+                  load_before=load_before, load_after=load_average(), mode="quick" if plan.quick else "full",
+                  section_loads=LOADS)
     for section in sections:
         for table in section.tables:
             print("\n" + table.render(level=2))
@@ -190,4 +206,9 @@ def scale_section(plan: Plan, targets: list[Target], mode: str, img: Path, pool:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Leave without running interpreter shutdown: store clients' C++ threads
+    # (TCPStore, gRPC) that are still winding down can abort it.
+    os._exit(code)

@@ -38,7 +38,8 @@ class Plan:
     idle_seconds: float = 20.0
     monitor_interval: float = 0.1
     rerdzv_ns: tuple[int, ...] = (8, 32)
-    liveness: Liveness = Liveness(5, 3, 1)
+    # torch's default heartbeats; a 2 s last call so that the first round (min = N-1) reliably takes all N
+    liveness: Liveness = Liveness(5, 3, 2)
     rerdzv_timeout: float = 60.0
     state_ns: tuple[int, ...] = (8, 32, 64, 128, 256, 512, 1024, 2048)
 
