@@ -5,10 +5,12 @@ poll every ``monitor_interval`` (torchrun's default 0.1 s) — for a window of
 instrument; for Redis and etcd the server's own traffic counters are read
 as well.
 
-Every target first joins on its own (a join is CPU-bound); then the idle
-windows of targets on different servers run side by side — idle traffic is
-set by the agents' timers, not by CPU — so a server's counters still belong
-to one target (see :func:`benchmarks.join.fan_out`).
+Targets run in batches with at most one target per Redis/etcd server
+(:func:`benchmarks.join.batches`): in a batch every target first joins on
+its own (a join is CPU-bound), then their idle windows run side by side —
+idle traffic is set by the agents' timers, not by CPU — and the batch is
+closed before the next one starts, so a server's counters belong to one
+target.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 from benchmarks.agents import AgentGroup, NotAvailable, Target, settings_for
 from benchmarks.counters import Snapshot
-from benchmarks.join import fan_out, timed_join
+from benchmarks.join import batches, fan_out, timed_join
 from benchmarks.servers import Servers, ServerStats
 
 
@@ -88,17 +90,22 @@ def run(targets: Sequence[Target], ns: Sequence[int], seconds: float, join_timeo
     concurrently and lets targets that share a server overlap, so the
     server-side counters are dropped."""
     cells: list[IdleCell] = []
+    plan = batches(targets, lambda t: t.server) if parallel == "batched" else [list(range(len(targets)))]
     for n in ns:
-        joined = fan_out(lambda t: join(t, n, join_timeout, tcp_pool), targets, parallel is True)
-        try:
-            ready = [(t, g) for t, (g, failed) in zip(targets, joined) if failed is None]
-            measured = dict(zip([t.label for t, _ in ready], fan_out(
-                lambda pair: window(pair[0], pair[1], seconds, monitor_interval, servers), ready, parallel,
-                lambda pair: pair[0].server)))
-        finally:
-            fan_out(lambda pair: pair[0].close(), joined, True)
-        for target, (_, failed) in zip(targets, joined):
-            cell = failed or measured[target.label]
+        found: dict[int, IdleCell] = {}
+        for batch in plan:
+            chosen = [targets[i] for i in batch]
+            joined = fan_out(lambda t: join(t, n, join_timeout, tcp_pool), chosen, parallel is True)
+            try:
+                ready = [(i, t, g) for i, t, (g, failed) in zip(batch, chosen, joined) if failed is None]
+                windows = fan_out(lambda item: window(item[1], item[2], seconds, monitor_interval, servers),
+                                  ready, bool(parallel))
+                found.update({i: cell for (i, _, _), cell in zip(ready, windows)})
+                found.update({i: failed for i, (_, failed) in zip(batch, joined) if failed is not None})
+            finally:
+                fan_out(lambda pair: pair[0].close(), joined, True)
+        for index, target in enumerate(targets):
+            cell = found[index]
             if parallel is True:
                 cell.server = None
             cells.append(cell)

@@ -35,20 +35,9 @@ def fan_out(call: Callable[[T], R], items: Sequence[T], parallel: bool | str,
     """
     if parallel is False or len(items) < 2:
         return [call(item) for item in items]
-    if parallel is True:
-        batches = [list(range(len(items)))]
-    else:
-        batches = []
-        for index, item in enumerate(items):
-            server = server_of(item)
-            for batch in batches:
-                if not server or server not in {server_of(items[i]) for i in batch}:
-                    batch.append(index)
-                    break
-            else:
-                batches.append([index])
+    groups = [list(range(len(items)))] if parallel is True else batches(items, server_of)
     results: dict[int, R] = {}
-    for batch in batches:
+    for batch in groups:
         with ThreadPoolExecutor(len(batch)) as pool:
             for index, result in zip(batch, pool.map(lambda i: call(items[i]), batch)):
                 results[index] = result
@@ -79,6 +68,20 @@ def check_ranks(infos: Sequence[Any], world: int) -> str:
     if ranks != list(range(world)) or sizes != {world}:
         return f"error: ranks {ranks[:4]}... sizes {sorted(sizes)}"
     return "ok"
+
+
+def batches(items: Sequence[T], server_of: Callable[[T], str]) -> list[list[int]]:
+    """Indices of ``items`` in batches with no two items on the same server."""
+    out: list[list[int]] = []
+    for index, item in enumerate(items):
+        server = server_of(item)
+        for batch in out:
+            if not server or server not in {server_of(items[i]) for i in batch}:
+                batch.append(index)
+                break
+        else:
+            out.append([index])
+    return out
 
 
 def timed_join(handlers: Sequence[Any], timeout: float, snapshot: Callable[[], Snapshot],
