@@ -160,7 +160,8 @@ class StateStore(ABC):
     def wait(self, keys: Sequence[str], timeout: float) -> bool:
         """Block until every key in ``keys`` exists or ``timeout`` seconds pass.
 
-        Returns whether all keys exist. This fallback polls with exponential
+        Returns whether all keys exist. ``timeout <= 0`` checks once and never
+        blocks (the core's ``exists``). This fallback polls with exponential
         backoff (5 ms doubling to 200 ms); adapters with watch/notify override
         it so that waiters wake as soon as the key is written.
         """

@@ -23,13 +23,26 @@ Retrying is only safe where repeating the call cannot apply it twice:
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
 from rdzv_core.retry import Backoff, Deadline
 
 T = TypeVar("T")
+
+#: Bumped in every child process that ``os.fork()`` creates. Each store
+#: compares it with the value it last saw instead of calling ``getpid()`` (a
+#: system call) on every operation.
+_forks = [0]
+
+
+def _count_fork() -> None:
+    _forks[0] += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
 
 
 @dataclass
@@ -54,7 +67,13 @@ class StoreFailure(Exception):
 
 
 class GuardedStore:
-    """An adapter plus retry, deadlines and error classification."""
+    """An adapter plus retry, deadlines and error classification.
+
+    Every operation first calls the adapter directly inside a plain ``try``:
+    the common case (success at the first attempt) creates no deadline,
+    backoff or closure. Only a failure enters the retry loop, with a deadline
+    counted from the start of the first attempt.
+    """
 
     def __init__(
         self,
@@ -71,6 +90,7 @@ class GuardedStore:
             TimeoutError,
             *adapter.retryable_errors,
         )
+        self._forks_seen = _forks[0]
         self._pid = os.getpid()
 
     # -- plumbing ---------------------------------------------------------------
@@ -80,49 +100,79 @@ class GuardedStore:
         return StoreFailure(self.backend_name, self.adapter.endpoint, operation, key, reason, **kw)  # type: ignore[arg-type]
 
     def _check_fork(self) -> None:
-        pid = os.getpid()
-        if pid != self._pid:
-            self._pid = pid
-            self.adapter.after_fork()
+        if self._forks_seen != _forks[0]:
+            self._forks_seen = _forks[0]
+            pid = os.getpid()
+            if pid != self._pid:
+                self._pid = pid
+                self.adapter.after_fork()
 
     def _is_retryable(self, exc: BaseException) -> bool:
         return isinstance(exc, self._retryable)
 
+    def _is_unsent(self, exc: BaseException) -> bool:
+        return isinstance(exc, self._unsent_errors)
+
     def _is_client_error(self, exc: BaseException) -> bool:
         return isinstance(exc, (OSError, *self.adapter.client_errors))
 
-    def _retrying(
+    def _give_up(self, operation: str, key: str | None, exc: Exception, retryable: bool) -> None:
+        """Raise the failure for an error that will not be retried (or ``exc`` itself)."""
+        if retryable:
+            raise self.failure(
+                operation, key, f"the outcome is unknown after {type(exc).__name__}: {exc}",
+                outcome_unknown=True, cause=exc,
+            ) from exc
+        if self._is_client_error(exc):
+            raise self.failure(operation, key, f"{type(exc).__name__}: {exc}", cause=exc) from exc
+        raise exc
+
+    def _call(
+        self,
+        operation: str,
+        key: str | None,
+        call: Callable[..., T],
+        args: tuple[Any, ...],
+        deadline: Deadline | None,
+        retry_if: Callable[[BaseException], bool] | None = None,
+    ) -> T:
+        """``call(*args)``: at once, then retried until success, a permanent error, or the deadline."""
+        if self._forks_seen != _forks[0]:
+            self._check_fork()
+        started = time.monotonic()
+        try:
+            return call(*args)
+        except Exception as exc:  # noqa: BLE001 - classified in _retry
+            first = exc
+        return self._retry(operation, key, lambda: call(*args), first,
+                           deadline or Deadline(self.read_timeout, started), retry_if or self._is_retryable)
+
+    def _retry(
         self,
         operation: str,
         key: str | None,
         call: Callable[[], T],
+        exc: Exception,
         deadline: Deadline,
-        retry_if: Callable[[BaseException], bool] | None = None,
+        retry_if: Callable[[BaseException], bool],
     ) -> T:
-        """Run ``call`` until it succeeds, fails permanently, or time is up."""
-        self._check_fork()
-        retry_if = retry_if or self._is_retryable
+        """The slow path after ``call`` failed with ``exc``."""
         backoff = Backoff(initial=0.02, maximum=1.0)
         while True:
+            if not retry_if(exc):
+                self._give_up(operation, key, exc, self._is_retryable(exc))
+            if not deadline.sleep(backoff.next_delay()):
+                raise self.failure(
+                    operation, key,
+                    f"gave up after {backoff.attempts} attempts in {deadline.elapsed():.1f} s "
+                    f"(deadline {deadline.seconds:g} s); last error: {type(exc).__name__}: {exc}",
+                    timed_out=True, cause=exc,
+                ) from exc
+            self._check_fork()
             try:
                 return call()
-            except Exception as exc:  # noqa: BLE001 - classified below
-                if not retry_if(exc):
-                    if self._is_retryable(exc):
-                        raise self.failure(
-                            operation, key, f"the outcome is unknown after {type(exc).__name__}: {exc}",
-                            outcome_unknown=True, cause=exc,
-                        ) from exc
-                    if self._is_client_error(exc):
-                        raise self.failure(operation, key, f"{type(exc).__name__}: {exc}", cause=exc) from exc
-                    raise
-                if not deadline.sleep(backoff.next_delay()):
-                    raise self.failure(
-                        operation, key,
-                        f"gave up after {backoff.attempts} attempts in {deadline.elapsed():.1f} s "
-                        f"(deadline {deadline.seconds:g} s); last error: {type(exc).__name__}: {exc}",
-                        timed_out=True, cause=exc,
-                    ) from exc
+            except Exception as again:  # noqa: BLE001 - classified above
+                exc = again
 
     def deadline(self, seconds: float | None = None) -> Deadline:
         """A deadline of ``seconds`` (default: ``read_timeout``) from now."""
@@ -132,39 +182,37 @@ class GuardedStore:
 
     def read(self, key: str, deadline: Deadline | None = None) -> Versioned | None:
         """Read ``key`` (retried)."""
-        return self._retrying("read", key, lambda: self.adapter.read(key), deadline or self.deadline())
+        return self._call("read", key, self.adapter.read, (key,), deadline)
 
     def read_many(self, keys: Sequence[str], deadline: Deadline | None = None) -> list[bytes | None]:
         """Read several keys (retried)."""
         first = keys[0] if keys else None
-        return self._retrying("read", first, lambda: self.adapter.read_many(keys), deadline or self.deadline())
+        return self._call("read", first, self.adapter.read_many, (keys,), deadline)
 
     def write(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """Write ``key`` (retried: writing the same value twice is harmless)."""
-        self._retrying("write", key, lambda: self.adapter.write(key, value, ttl), self.deadline())
+        self._call("write", key, self.adapter.write, (key, value, ttl), None)
 
     def delete(self, key: str) -> bool:
         """Delete ``key`` (retried)."""
-        return self._retrying("delete", key, lambda: self.adapter.delete(key), self.deadline())
+        return self._call("delete", key, self.adapter.delete, (key,), None)
 
     def count(self, prefix: str) -> int:
         """Count the run's keys under ``prefix`` (retried)."""
-        return self._retrying("count", prefix, lambda: self.adapter.count(prefix), self.deadline())
+        return self._call("count", prefix, self.adapter.count, (prefix,), None)
 
     def wait(self, keys: Sequence[str], timeout: float) -> bool:
         """Wait up to ``timeout`` s for ``keys`` to exist; retried within it."""
         deadline = Deadline(timeout)
         first = keys[0] if keys else None
-        return self._retrying(
-            "wait", first, lambda: self.adapter.wait(keys, max(deadline.remaining(), 0.001)), deadline
+        adapter = self.adapter
+        return self._call(
+            "wait", first, lambda: adapter.wait(keys, max(deadline.remaining(), 0.001)), (), deadline
         )
 
     def add(self, key: str, amount: int) -> int:
         """Atomically add to a counter; retried only where provably unsent."""
-        return self._retrying(
-            "add", key, lambda: self.adapter.add(key, amount), self.deadline(),
-            retry_if=lambda exc: isinstance(exc, self._unsent_errors),
-        )
+        return self._call("add", key, self.adapter.add, (key, amount), None, self._is_unsent)
 
     def cas(
         self,
@@ -179,18 +227,29 @@ class GuardedStore:
         ``landed(current)`` must say whether ``current`` proves that our
         write was applied (it is our value, or was built on top of it).
         """
-        deadline = deadline or self.deadline()
-        self._check_fork()
+        if self._forks_seen != _forks[0]:
+            self._check_fork()
+        started = time.monotonic()
+        try:
+            return self.adapter.cas(key, token, value)
+        except Exception as exc:  # noqa: BLE001 - classified in _settle
+            first = exc
+        return self._settle(key, token, value, landed, first, deadline or Deadline(self.read_timeout, started))
+
+    def _settle(
+        self,
+        key: str,
+        token: Token | None,
+        value: bytes,
+        landed: Callable[[Versioned | None], bool],
+        exc: Exception,
+        deadline: Deadline,
+    ) -> CasResult:
+        """The slow path of :meth:`cas` after an attempt failed with ``exc``."""
         backoff = Backoff(initial=0.02, maximum=1.0)
         while True:
-            try:
-                return self.adapter.cas(key, token, value)
-            except Exception as exc:  # noqa: BLE001 - classified below
-                if not self._is_retryable(exc):
-                    if self._is_client_error(exc):
-                        raise self.failure("cas", key, f"{type(exc).__name__}: {exc}", cause=exc) from exc
-                    raise
-                last = exc
+            if not self._is_retryable(exc):
+                self._give_up("cas", key, exc, False)
             # Settle at once: the sooner we read back, the fewer writes can have
             # been stacked on top of ours in the meantime.
             current = self.read(key, deadline)
@@ -207,6 +266,11 @@ class GuardedStore:
                 raise self.failure(
                     "cas", key,
                     f"gave up after {backoff.attempts} attempts in {deadline.elapsed():.1f} s; "
-                    f"last error: {type(last).__name__}: {last}",
-                    timed_out=True, cause=last,
-                ) from last
+                    f"last error: {type(exc).__name__}: {exc}",
+                    timed_out=True, cause=exc,
+                ) from exc
+            self._check_fork()
+            try:
+                return self.adapter.cas(key, token, value)
+            except Exception as again:  # noqa: BLE001 - classified above
+                exc = again

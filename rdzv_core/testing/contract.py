@@ -85,6 +85,30 @@ class PrimitiveTests:
         assert adapter.wait(["never"], 0.3) is False
         assert time.monotonic() - started < 10
 
+    def test_wait_with_zero_timeout_checks_once(self, harness: AdapterHarness) -> None:
+        adapter = harness.adapter(harness.new_run_id())
+        adapter.write("here", b"1")
+        assert adapter.wait(["here"], 0.0) is True
+        assert adapter.wait(["here", "absent"], 0.0) is False
+        assert adapter.wait(["absent"], 0.0) is False
+
+    def test_wait_is_not_ended_by_reads_of_the_missing_key(self, harness: AdapterHarness) -> None:
+        # TCPStore wakes a key's waiters when compare_set touches the missing
+        # key; a wait must still return True only once the key exists.
+        run = harness.new_run_id()
+        waiter, reader = harness.adapter(run), harness.adapter(run)
+        result: list[bool] = []
+        thread = threading.Thread(target=lambda: result.append(waiter.wait(["pending"], 1.5)))
+        thread.start()
+        try:
+            for _ in range(20):
+                assert reader.read("pending") is None
+                assert reader.read_many(["pending"]) == [None]
+                time.sleep(0.02)
+        finally:
+            thread.join()
+        assert result == [False]
+
     def test_write_with_ttl_expires_where_supported(self, harness: AdapterHarness) -> None:
         adapter = harness.adapter(harness.new_run_id())
         if not adapter.supports_ttl:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -184,12 +185,23 @@ class C10dStateStore(StateStore):
         return sum(1 for key in self._store.list_keys() if key.startswith(full))
 
     def wait(self, keys: Sequence[str], timeout: float) -> bool:
-        """See base class: c10d's own server-side wait."""
+        """See base class: c10d's own server-side wait (``timeout <= 0``: one ``check``).
+
+        TCPStore also wakes the waiters of a key when a ``compare_set`` touches
+        it without creating it (our non-blocking ``read`` of a missing key does
+        that), so a wake-up is confirmed with ``check`` before it counts.
+        """
         full = [self._k(k) for k in keys]
-        try:
-            self._store.wait(full, timedelta(seconds=max(timeout, 0.001)))
-            return True
-        except RuntimeError:
-            # A timeout, or a broken connection: check() tells them apart by
-            # raising again for the latter.
-            return self._store.check(full)
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return self._store.check(full)
+            try:
+                self._store.wait(full, timedelta(seconds=max(left, 0.001)))
+            except RuntimeError:
+                # A timeout, or a broken connection: check() tells them apart by
+                # raising again for the latter.
+                return self._store.check(full)
+            if self._store.check(full):
+                return True
