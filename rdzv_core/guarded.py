@@ -210,6 +210,11 @@ class GuardedStore:
             "wait", first, lambda: adapter.wait(keys, max(deadline.remaining(), 0.001)), (), deadline
         )
 
+    def exists(self, keys: Sequence[str]) -> bool:
+        """Whether every key in ``keys`` exists: one non-blocking check (retried)."""
+        first = keys[0] if keys else None
+        return self._call("exists", first, self.adapter.wait, (keys, 0.0), None)
+
     def add(self, key: str, amount: int) -> int:
         """Atomically add to a counter; retried only where provably unsent."""
         return self._call("add", key, self.adapter.add, (key, amount), None, self._is_unsent)
