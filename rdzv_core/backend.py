@@ -21,7 +21,7 @@ from torch.distributed.elastic.rendezvous import (
 from torch.distributed.elastic.rendezvous.dynamic_rendezvous import RendezvousBackend
 
 from rdzv_core.adapter import Token, Versioned
-from rdzv_core.codec import Frame, FrameCodec, FrameError, lineage_after, new_nonce
+from rdzv_core.codec import Frame, FrameCodec, FrameError, new_nonce
 from rdzv_core.guarded import GuardedStore, StoreFailure
 
 #: The adapter key (relative to the run's namespace) of torch's state blob.
@@ -53,6 +53,18 @@ class BackendStats:
             for name, delta in deltas.items():
                 setattr(self, name, getattr(self, name) + delta)
 
+    def read(self, size: int) -> None:
+        """Count one state read of ``size`` bytes."""
+        with self._lock:
+            self.reads += 1
+            self.bytes_read += size
+
+    def cas(self, size: int) -> None:
+        """Count one CAS attempt that sent ``size`` bytes."""
+        with self._lock:
+            self.cas_attempts += 1
+            self.bytes_written += size
+
 
 def rendezvous_error(failure: StoreFailure) -> Exception:
     """Map a store failure to torch's rendezvous-side error type."""
@@ -68,6 +80,12 @@ class RdzvBackend(RendezvousBackend):
     ``create_handler`` insists the two match). ``cas_backoff_ms`` > 0 delays
     the return of a lost ``set_state`` by a random time scaled by how many
     races this backend lost in a row, to thin out contention.
+
+    The backend remembers the last frame it wrote or decoded, with its bytes:
+    torch's handler re-reads an unchanged state far more often than the state
+    changes (every node polls it while a round fills up), and a value
+    byte-for-byte equal to one already checked needs no second CRC, MAC or
+    decompression.
     """
 
     def __init__(
@@ -84,6 +102,9 @@ class RdzvBackend(RendezvousBackend):
         self._key = key
         self._cas_backoff = cas_backoff_ms / 1000.0
         self._lost_in_row = 0
+        # (bytes, frame) of the last frame written or decoded; replaced as a
+        # whole, so threads sharing the backend always see a matching pair.
+        self._last: tuple[bytes | None, Frame | None] = (None, None)
         self.stats = BackendStats()
 
     @property
@@ -91,15 +112,20 @@ class RdzvBackend(RendezvousBackend):
         """See base class."""
         return self._name
 
-    def _decode(self, found: Versioned) -> tuple[bytes, FenceToken]:
+    def _frame(self, data: bytes) -> Frame:
+        """The frame in ``data``: remembered if seen last, else decoded and checked."""
+        known, frame = self._last
+        if data == known and frame is not None:
+            return frame
         try:
-            frame = self._codec.decode(found.value)
+            frame = self._codec.decode(data)
         except FrameError as exc:
             raise RendezvousStateError(
                 f"rdzv backend '{self._name}' at {self._store.adapter.endpoint}: the rendezvous state "
                 f"under key '{self._key}' is unusable: {exc}"
             ) from exc
-        return frame.payload, FenceToken(found.token, frame)
+        self._last = (data, frame)
+        return frame
 
     def get_state(self) -> tuple[bytes, Token] | None:
         """See base class."""
@@ -109,53 +135,60 @@ class RdzvBackend(RendezvousBackend):
             raise rendezvous_error(failure) from failure
         if found is None:
             return None
-        self.stats.record(reads=1, bytes_read=len(found.value))
-        return self._decode(found)
+        value = found.value
+        self.stats.read(len(value))
+        frame = self._frame(value)
+        return frame.payload, FenceToken(found.token, frame)
+
+    def _landed(self, nonce: bytes, current: Versioned | None) -> bool:
+        """Whether ``current`` proves that the write with ``nonce`` was applied."""
+        if current is None:
+            return False
+        try:
+            return self._codec.decode(current.value).descends_from(nonce)
+        except FrameError:
+            return False
 
     def set_state(self, state: bytes, token: Token | None = None) -> tuple[bytes, Token, bool] | None:
         """See base class."""
-        if token is not None and not isinstance(token, FenceToken):
+        if token is None:
+            version = parent = None
+        elif isinstance(token, FenceToken):
+            version, parent = token.version, token.frame
+        else:
             # Not one of ours (torch only hands back what we gave it): treat as
             # stale, as torch's own backends do, and report the current state.
             current = self.get_state()
             return None if current is None else (*current, False)
-        parent = token.frame if token is not None else None
         nonce = new_nonce()
-        value = self._codec.encode(state, nonce, parent)
-
-        def landed(current: Versioned | None) -> bool:
-            if current is None:
-                return False
-            try:
-                return self._codec.decode(current.value).descends_from(nonce)
-            except FrameError:
-                return False
-
+        value, frame = self._codec.seal(state, nonce, parent)
         try:
-            result = self._store.cas(self._key, token.version if token is not None else None, value, landed)
+            result = self._store.cas(self._key, version, value, lambda current: self._landed(nonce, current))
         except StoreFailure as failure:
             raise rendezvous_error(failure) from failure
-        self.stats.record(cas_attempts=1, bytes_written=len(value))
+        self.stats.cas(len(value))
+        if result.applied and result.value == value:  # mostly our own object: an identity check
+            self._last = (value, frame)
+            self._lost_in_row = 0
+            return state, FenceToken(result.token, frame), True
         if result.value is None:
             self.stats.record(cas_lost=1)
             return None
-        if result.applied and result.value == value:
-            self._lost_in_row = 0
-            return state, FenceToken(result.token, Frame(state, nonce, lineage_after(parent))), True
-        payload, fence = self._decode(Versioned(result.value, result.token))
         self.stats.record(bytes_read=len(result.value))
+        current = self._frame(result.value)
+        fence = FenceToken(result.token, current)
         if result.applied:
             # Our write landed but was already built upon (settled after a lost reply).
             self._lost_in_row = 0
-            return payload, fence, True
+            return current.payload, fence, True
         self.stats.record(cas_lost=1)
         if self._cas_backoff > 0:
             self._back_off_after_loss()
             fresh = self.get_state()
             if fresh is None:
                 return None
-            payload, fence = fresh
-        return payload, fence, False
+            return (*fresh, False)
+        return current.payload, fence, False
 
     def _back_off_after_loss(self) -> None:
         """Sleep a random time that grows with the races lost in a row."""

@@ -32,7 +32,7 @@ import hmac
 import os
 import struct
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MAGIC = b"RZ"
 FORMAT_VERSION = 1
@@ -44,30 +44,51 @@ MAC_SIZE = 32
 DEFAULT_COMPRESS_THRESHOLD = 1024
 
 _HEAD = struct.Struct("!2sBB8sB")
+_CRC = struct.Struct("!I")
+_LINEAGE_BYTES = NONCE_SIZE * LINEAGE_DEPTH
+_KNOWN_FLAGS = FLAG_ZLIB | FLAG_HMAC
 
 
 class FrameError(ValueError):
     """A value is not a valid frame (corrupt, foreign, or badly signed)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """A decoded frame: the payload and its write identity."""
+class Frame(NamedTuple):
+    """A decoded frame: the payload and its write identity.
+
+    ``lineage_bytes`` holds the replaced frames' nonces back to back, newest
+    first, exactly as they sit in the header (no per-nonce objects on the hot
+    path); :attr:`lineage` splits them for callers that want a tuple.
+    """
 
     payload: bytes
     nonce: bytes
-    lineage: tuple[bytes, ...]
+    lineage_bytes: bytes = b""
+
+    @property
+    def lineage(self) -> tuple[bytes, ...]:
+        """The nonces of the frames this one replaced, newest first."""
+        raw = self.lineage_bytes
+        return tuple(raw[i : i + NONCE_SIZE] for i in range(0, len(raw), NONCE_SIZE))
 
     def descends_from(self, nonce: bytes) -> bool:
         """Whether ``nonce`` is this frame's own or one it replaced."""
-        return nonce == self.nonce or nonce in self.lineage
+        if nonce == self.nonce:
+            return True
+        raw = self.lineage_bytes
+        at = raw.find(nonce)
+        while at >= 0:  # only matches on a nonce boundary count
+            if at % NONCE_SIZE == 0:
+                return True
+            at = raw.find(nonce, at + 1)
+        return False
 
 
-def lineage_after(parent: Frame | None) -> tuple[bytes, ...]:
-    """The lineage of a frame written on top of ``parent``."""
+def lineage_after(parent: Frame | None) -> bytes:
+    """The lineage (nonces back to back, newest first) of a frame written on top of ``parent``."""
     if parent is None:
-        return ()
-    return (parent.nonce, *parent.lineage)[:LINEAGE_DEPTH]
+        return b""
+    return (parent.nonce + parent.lineage_bytes)[:_LINEAGE_BYTES]
 
 
 def new_nonce() -> bytes:
@@ -86,7 +107,8 @@ class FrameCodec:
         if compress_threshold < 0:
             raise ValueError("compress_threshold must be >= 0")
         self._secret = secret or None
-        self._compress_threshold = compress_threshold
+        # 0 disables compression: no payload is that long.
+        self._compress_from = compress_threshold or float("inf")
 
     @property
     def signs(self) -> bool:
@@ -95,22 +117,29 @@ class FrameCodec:
 
     def encode(self, payload: bytes, nonce: bytes, parent: Frame | None = None) -> bytes:
         """Frame ``payload`` as the successor of ``parent`` (if any)."""
+        return self.seal(payload, nonce, parent)[0]
+
+    def seal(self, payload: bytes, nonce: bytes, parent: Frame | None = None) -> tuple[bytes, Frame]:
+        """Like :meth:`encode`, and also return the :class:`Frame` that the
+        encoded bytes decode to (so a writer never decodes its own frame)."""
         flags = 0
         body = payload
-        if self._compress_threshold and len(payload) >= self._compress_threshold:
+        if len(payload) >= self._compress_from:
             packed = zlib.compress(payload, 1)
             if len(packed) < len(payload):
-                flags |= FLAG_ZLIB
+                flags = FLAG_ZLIB
                 body = packed
-        lineage = lineage_after(parent)
-        if self._secret is not None:
+        lineage = b"" if parent is None else (parent.nonce + parent.lineage_bytes)[:_LINEAGE_BYTES]
+        secret = self._secret
+        if secret is not None:
             flags |= FLAG_HMAC
-        head = _HEAD.pack(MAGIC, FORMAT_VERSION, flags, nonce, len(lineage)) + b"".join(lineage)
-        crc = zlib.crc32(body, zlib.crc32(head)).to_bytes(4, "big")
-        mac = b""
-        if self._secret is not None:
-            mac = hmac.new(self._secret, head + body, hashlib.sha256).digest()
-        return head + crc + mac + body
+        head = _HEAD.pack(MAGIC, FORMAT_VERSION, flags, nonce, len(lineage) // NONCE_SIZE) + lineage
+        crc = _CRC.pack(zlib.crc32(body, zlib.crc32(head)))
+        if secret is None:
+            data = b"".join((head, crc, body))
+        else:
+            data = b"".join((head, crc, hmac.new(secret, head + body, hashlib.sha256).digest(), body))
+        return data, Frame(payload, nonce, lineage)
 
     def decode(self, data: bytes) -> Frame:
         """Check and unpack a frame; raise :class:`FrameError` saying why not."""
@@ -121,29 +150,25 @@ class FrameCodec:
             raise FrameError(f"value does not start with the rdzv magic (got {data[:2]!r})")
         if version != FORMAT_VERSION:
             raise FrameError(f"unsupported frame format version {version} (this rdzv reads {FORMAT_VERSION})")
-        if count > LINEAGE_DEPTH or flags & ~(FLAG_ZLIB | FLAG_HMAC):
+        if count > LINEAGE_DEPTH or flags & ~_KNOWN_FLAGS:
             raise FrameError("frame header is corrupt")
         head_end = _HEAD.size + NONCE_SIZE * count
-        mac_size = MAC_SIZE if flags & FLAG_HMAC else 0
-        body_start = head_end + 4 + mac_size
+        body_start = head_end + 4 + (MAC_SIZE if flags & FLAG_HMAC else 0)
         if len(data) < body_start:
             raise FrameError("frame is truncated")
         head = data[:head_end]
-        crc = data[head_end : head_end + 4]
         body = data[body_start:]
-        if zlib.crc32(body, zlib.crc32(head)).to_bytes(4, "big") != crc:
+        if zlib.crc32(body, zlib.crc32(head)) != _CRC.unpack_from(data, head_end)[0]:
             raise FrameError("checksum mismatch: the stored state is corrupt")
-        self._verify(flags, head, body, data[head_end + 4 : body_start])
+        if self._secret is not None or flags & FLAG_HMAC:
+            self._verify(flags, head, body, data[head_end + 4 : body_start])
         payload = body
         if flags & FLAG_ZLIB:
             try:
                 payload = zlib.decompress(body)
             except zlib.error as exc:
                 raise FrameError(f"compressed payload is corrupt: {exc}") from exc
-        lineage = tuple(
-            data[_HEAD.size + i * NONCE_SIZE : _HEAD.size + (i + 1) * NONCE_SIZE] for i in range(count)
-        )
-        return Frame(payload=payload, nonce=nonce, lineage=lineage)
+        return Frame(payload, nonce, head[_HEAD.size :])
 
     def _verify(self, flags: int, head: bytes, body: bytes, mac: bytes) -> None:
         if self._secret is None:
