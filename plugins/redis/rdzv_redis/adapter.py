@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 
 from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
 from rdzv_core.retry import Backoff
 
 from rdzv_redis import scripts
-from rdzv_redis.errors import RedisAuthError, RedisTransientError, translated
+from rdzv_redis.errors import RedisAuthError, RedisTransientError, translate, translated
 from rdzv_redis.keys import Namespace
 from rdzv_redis.notify import RECHECK_INTERVAL, Notifier
 from rdzv_redis.sentinel import MasterWatch
@@ -59,6 +59,8 @@ class RedisStateStore(StateStore):
         self._watch = self._start_watch()
         self.retryable_errors = (RedisTransientError,)
         self.client_errors = (redis_module.RedisError, RedisAuthError)
+        #: What :func:`translate` maps (caught by a plain ``try`` on hot paths).
+        self._failures = (redis_module.RedisError, OSError)
 
     def _start_watch(self) -> MasterWatch | None:
         if self._sentinel is None or self._settings.sentinel_master is None:
@@ -132,10 +134,21 @@ class RedisStateStore(StateStore):
             return self._settings.ttl_ms
         return max(1, int(round(ttl * 1000)))
 
+    def _reraise(self, exc: BaseException) -> NoReturn:
+        """Re-raise ``exc`` (being handled) as :func:`translate` maps it: the
+        plain-``try`` twin of :func:`translated` for the hot paths."""
+        mapped = translate(exc, self._describe)
+        if mapped is exc:
+            raise  # noqa: PLE0704 - called from an except block
+        raise mapped from exc
+
     def read(self, key: str) -> Versioned | None:
         """See base class (one ``MGET`` of the value and its version)."""
-        with translated(self._describe):
-            value, version = self._client.mget([self._ns.data(key), self._ns.version(key)])
+        ns = self._ns
+        try:
+            value, version = self._client.mget([ns.data(key), ns.version(key)])
+        except self._failures as exc:
+            self._reraise(exc)
         if value is None:
             return None
         return Versioned(bytes(value), int(version) if version is not None else 0)
@@ -150,12 +163,14 @@ class RedisStateStore(StateStore):
 
     def cas(self, key: str, token: Token | None, value: bytes) -> CasResult:
         """See base class (one ``EVALSHA`` comparing the version counter)."""
-        expected = "" if token is None else str(int(token))
-        with translated(self._describe):
+        ns = self._ns
+        try:
             applied, current, version = self._cas_script(
-                keys=[self._ns.data(key), self._ns.version(key)],
-                args=[expected, value, self._settings.ttl_ms, self._ns.channel],
+                keys=[ns.data(key), ns.version(key)],
+                args=["" if token is None else str(int(token)), value, self._settings.ttl_ms, ns.channel],
             )
+        except self._failures as exc:
+            self._reraise(exc)
         if applied:
             return CasResult(value, int(version), True)
         if current is None:
@@ -164,11 +179,11 @@ class RedisStateStore(StateStore):
 
     def write(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """See base class; ``ttl`` (seconds) overrides the run's ``ttl`` for this key."""
-        with translated(self._describe):
-            self._write_script(
-                keys=[self._ns.data(key), self._ns.version(key)],
-                args=[value, self._ttl_ms(ttl), self._ns.channel],
-            )
+        ns = self._ns
+        try:
+            self._write_script(keys=[ns.data(key), ns.version(key)], args=[value, self._ttl_ms(ttl), ns.channel])
+        except self._failures as exc:
+            self._reraise(exc)
 
     def add(self, key: str, amount: int) -> int:
         """See base class. Exactly once: retried here under one operation id.

@@ -81,18 +81,31 @@ def describe(exc: BaseException) -> str:
     return text
 
 
+def translate(exc: BaseException, endpoint: str) -> BaseException:
+    """The exception to raise for redis-py's ``exc``: a :class:`RedisAuthError`,
+    a :class:`RedisTransientError`, or ``exc`` itself (a client error)."""
+    if isinstance(exc, (RedisTransientError, RedisAuthError)):
+        return exc
+    if is_auth_failure(exc):
+        return RedisAuthError(f"Redis at {endpoint} rejected the credentials: {exc}")
+    if is_transient(exc):
+        return RedisTransientError(describe(exc))
+    return exc
+
+
 @contextmanager
 def translated(endpoint: str) -> Iterator[None]:
-    """Re-raise redis-py errors as the types the core classifies correctly."""
+    """Re-raise redis-py errors as the types the core classifies correctly.
+
+    Hot paths use :func:`translate` in a plain ``try`` instead (no generator
+    per call).
+    """
     import redis
 
     try:
         yield
     except (redis.RedisError, OSError) as exc:
-        if isinstance(exc, (RedisTransientError, RedisAuthError)):
+        mapped = translate(exc, endpoint)
+        if mapped is exc:
             raise
-        if is_auth_failure(exc):
-            raise RedisAuthError(f"Redis at {endpoint} rejected the credentials: {exc}") from exc
-        if is_transient(exc):
-            raise RedisTransientError(describe(exc)) from exc
-        raise
+        raise mapped from exc

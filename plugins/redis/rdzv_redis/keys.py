@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _GLOB = re.compile(r"([*?\[\]\\])")
@@ -41,9 +42,10 @@ class Namespace:
     prefix: str
     run_id: str
 
-    @property
+    @cached_property
     def tag(self) -> str:
-        """``prefix:{encoded-run-id}`` — the start of every name of the run."""
+        """``prefix:{encoded-run-id}`` — the start of every name of the run
+        (computed once: every key name of every call starts with it)."""
         return f"{self.prefix}:{{{encode_run_id(self.run_id)}}}"
 
     def data(self, key: str) -> str:
@@ -58,7 +60,7 @@ class Namespace:
         """The Redis key recording the result of one ``add`` call."""
         return f"{self.tag}#op:{nonce}"
 
-    @property
+    @cached_property
     def channel(self) -> str:
         """The run's Pub/Sub channel (writers publish, waiters subscribe)."""
         return f"{self.tag}#notify"
