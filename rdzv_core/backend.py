@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from torch.distributed.elastic.rendezvous import (
     RendezvousConnectionError,
@@ -28,8 +29,7 @@ from rdzv_core.guarded import GuardedStore, StoreFailure
 STATE_KEY = "state"
 
 
-@dataclass(frozen=True, slots=True)
-class FenceToken:
+class FenceToken(NamedTuple):
     """What torch holds between ``get_state`` and ``set_state``."""
 
     version: Token

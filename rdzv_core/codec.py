@@ -27,12 +27,13 @@ rejected *before* the payload reaches ``pickle`` in torch's handler.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
 import struct
 import zlib
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 MAGIC = b"RZ"
 FORMAT_VERSION = 1
@@ -45,6 +46,8 @@ DEFAULT_COMPRESS_THRESHOLD = 1024
 
 _HEAD = struct.Struct("!2sBB8sB")
 _CRC = struct.Struct("!I")
+_pack_head = _HEAD.pack
+_pack_crc = _CRC.pack
 _LINEAGE_BYTES = NONCE_SIZE * LINEAGE_DEPTH
 _KNOWN_FLAGS = FLAG_ZLIB | FLAG_HMAC
 
@@ -84,16 +87,9 @@ class Frame(NamedTuple):
         return False
 
 
-def lineage_after(parent: Frame | None) -> bytes:
-    """The lineage (nonces back to back, newest first) of a frame written on top of ``parent``."""
-    if parent is None:
-        return b""
-    return (parent.nonce + parent.lineage_bytes)[:_LINEAGE_BYTES]
-
-
-def new_nonce() -> bytes:
-    """Return a fresh random write identity."""
-    return os.urandom(NONCE_SIZE)
+#: ``new_nonce()`` returns a fresh random write identity (``NONCE_SIZE``
+#: bytes from ``os.urandom``; a C-level callable, no Python frame per write).
+new_nonce: Callable[[], bytes] = functools.partial(os.urandom, NONCE_SIZE)
 
 
 class FrameCodec:
@@ -129,16 +125,20 @@ class FrameCodec:
             if len(packed) < len(payload):
                 flags = FLAG_ZLIB
                 body = packed
-        lineage = b"" if parent is None else (parent.nonce + parent.lineage_bytes)[:_LINEAGE_BYTES]
+        if parent is None:
+            lineage = b""
+        else:
+            lineage = parent.nonce + parent.lineage_bytes[: _LINEAGE_BYTES - NONCE_SIZE]
         secret = self._secret
         if secret is not None:
             flags |= FLAG_HMAC
-        head = _HEAD.pack(MAGIC, FORMAT_VERSION, flags, nonce, len(lineage) // NONCE_SIZE) + lineage
-        crc = _CRC.pack(zlib.crc32(body, zlib.crc32(head)))
+        fixed = _pack_head(MAGIC, FORMAT_VERSION, flags, nonce, len(lineage) // NONCE_SIZE)
+        crc = _pack_crc(zlib.crc32(body, zlib.crc32(lineage, zlib.crc32(fixed))))
         if secret is None:
-            data = b"".join((head, crc, body))
+            data = b"".join((fixed, lineage, crc, body))
         else:
-            data = b"".join((head, crc, hmac.new(secret, head + body, hashlib.sha256).digest(), body))
+            mac = hmac.new(secret, b"".join((fixed, lineage, body)), hashlib.sha256).digest()
+            data = b"".join((fixed, lineage, crc, mac, body))
         return data, Frame(payload, nonce, lineage)
 
     def decode(self, data: bytes) -> Frame:
