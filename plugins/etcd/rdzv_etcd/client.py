@@ -82,6 +82,9 @@ class _Member:
 
     def stub(self, kind: Callable[[grpc.Channel], Any]) -> Any:
         """The stub of class ``kind`` on this member's channel (opened on first use)."""
+        stub = self._stubs.get(kind.__name__)  # lock-free hit: the dict is only ever replaced whole
+        if stub is not None:
+            return stub
         with self._cond:  # an RLock: _open() re-enters it; a concurrent close() cannot interleave
             stub = self._stubs.get(kind.__name__)
             if stub is None:
@@ -95,6 +98,8 @@ class _Member:
         Connectivity is watched only while waiting (gRPC polls it with a thread per
         subscribed channel), so an idle client costs no background work.
         """
+        if self._was_ready and self._channel is not None:
+            return _C.READY  # the common case, without taking the lock
         channel = self._open()
         with self._cond:
             if self._was_ready:
@@ -146,12 +151,25 @@ def _kv(kv: Any) -> KeyValue:
     return KeyValue(kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.lease)
 
 
-def _request_op(op: Op) -> Any:
+def _fill_op(message: Any, op: Op) -> None:
+    """Write ``op`` into the empty ``RequestOp`` ``message`` in place.
+
+    Messages are filled in place rather than built with nested constructors:
+    passing a sub-message to a constructor copies it, which costs ~10 µs per
+    copy with the upb protobuf runtime (~50 µs per CAS transaction).
+    """
     if isinstance(op, Put):
-        return etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(key=op.key, value=op.value, lease=op.lease))
-    if isinstance(op, Get):
-        return etcdrpc.RequestOp(request_range=etcdrpc.RangeRequest(key=op.key))
-    return etcdrpc.RequestOp(request_delete_range=etcdrpc.DeleteRangeRequest(key=op.key))
+        put = message.request_put
+        put.SetInParent()
+        put.key, put.value, put.lease = op.key, op.value, op.lease
+    elif isinstance(op, Get):
+        get = message.request_range
+        get.SetInParent()
+        get.key = op.key
+    else:
+        delete = message.request_delete_range
+        delete.SetInParent()
+        delete.key = op.key
 
 
 def _op_result(op: Op, response: Any) -> OpResult:
@@ -163,10 +181,15 @@ def _op_result(op: Op, response: Any) -> OpResult:
     return None
 
 
-def _compare(cmp: RevisionIs) -> Any:
-    target = etcdrpc.Compare.CREATE if cmp.created else etcdrpc.Compare.MOD
-    field = "create_revision" if cmp.created else "mod_revision"
-    return etcdrpc.Compare(key=cmp.key, result=etcdrpc.Compare.EQUAL, target=target, **{field: cmp.revision})
+def _fill_compare(message: Any, cmp: RevisionIs) -> None:
+    """Write ``cmp`` into the empty ``Compare`` ``message`` in place (result EQUAL is the default)."""
+    message.key = cmp.key
+    if cmp.created:
+        message.target = etcdrpc.Compare.CREATE
+        message.create_revision = cmp.revision
+    else:
+        message.target = etcdrpc.Compare.MOD
+        message.mod_revision = cmp.revision
 
 
 class EtcdClient:
@@ -190,6 +213,7 @@ class EtcdClient:
         self._lock = threading.Lock()
         self._current = 0
         self._token: str | None = None
+        self._metadata_for: tuple[str | None, tuple[tuple[str, str], ...]] = (None, (("hasleader", "true"),))
 
     @property
     def label(self) -> str:
@@ -198,9 +222,13 @@ class EtcdClient:
 
     # -- plumbing ---------------------------------------------------------------------
 
-    def _metadata(self) -> list[tuple[str, str]]:
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
         token = self._token
-        return [("hasleader", "true")] + ([("token", token)] if token else [])
+        cached = self._metadata_for
+        if cached[0] != token:  # built once per auth token, replaced as a whole
+            cached = (token, (("hasleader", "true"),) + ((("token", token),) if token else ()))
+            self._metadata_for = cached
+        return cached[1]
 
     def _advance(self, index: int) -> None:
         with self._lock:
@@ -235,8 +263,9 @@ class EtcdClient:
                 if stream:
                     return rpc(iter([request]), timeout=timeout, metadata=self._metadata())
                 response = rpc(request, timeout=timeout, metadata=self._metadata())
-                with self._lock:
-                    self._current = index
+                if self._current != index:
+                    with self._lock:
+                        self._current = index
                 return response
             except grpc.RpcError as exc:
                 error = translate(exc, member.label)
@@ -340,9 +369,13 @@ class EtcdClient:
     def txn(self, compare: Sequence[RevisionIs], success: Sequence[Op], failure: Sequence[Op],
             budget: float | None = None, idempotent: bool = False) -> TxnResult:
         """One atomic transaction: ``success`` ops if every compare holds, else ``failure`` ops."""
-        request = etcdrpc.TxnRequest(compare=[_compare(c) for c in compare],
-                                     success=[_request_op(o) for o in success],
-                                     failure=[_request_op(o) for o in failure])
+        request = etcdrpc.TxnRequest()
+        for cmp in compare:
+            _fill_compare(request.compare.add(), cmp)
+        for op in success:
+            _fill_op(request.success.add(), op)
+        for op in failure:
+            _fill_op(request.failure.add(), op)
         response = self._call(etcdrpc.KVStub, "Txn", request, idempotent=idempotent, budget=budget)
         ops = success if response.succeeded else failure
         results = tuple(_op_result(op, r) for op, r in zip(ops, response.responses))
