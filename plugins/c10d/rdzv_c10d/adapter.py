@@ -148,7 +148,7 @@ class C10dStateStore(StateStore):
 
     def read(self, key: str) -> Versioned | None:
         """See base class (one ``compare_set`` round trip, never blocks)."""
-        value = self._store.compare_set(self._k(key), _ABSENT, _ABSENT)
+        value = self._store.compare_set(self._prefix + key, _ABSENT, _ABSENT)
         if value == _ABSENT:
             return None
         return Versioned(value, value)
@@ -156,7 +156,7 @@ class C10dStateStore(StateStore):
     def cas(self, key: str, token: Token | None, value: bytes) -> CasResult:
         """See base class: the token is the value we expect to replace."""
         expected = b"" if token is None else token
-        current = self._store.compare_set(self._k(key), expected, value)
+        current = self._store.compare_set(self._prefix + key, expected, value)
         if current == value:
             return CasResult(value, value, True)
         if token is not None and current == expected:
