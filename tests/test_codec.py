@@ -83,3 +83,21 @@ def test_tampered_signed_payload_fails_even_with_fixed_checksum() -> None:
     data[head_end:head_end + 4] = crc  # an attacker can recompute the CRC, not the MAC
     with pytest.raises(FrameError, match="signature check failed"):
         codec.decode(bytes(data))
+
+
+def test_seal_returns_the_frame_its_bytes_decode_to() -> None:
+    for codec in (FrameCodec(), FrameCodec(secret=b"k"), FrameCodec(compress_threshold=10)):
+        parent = codec.decode(codec.encode(b"parent" * 50, new_nonce()))
+        data, frame = codec.seal(b"state" * 50, new_nonce(), parent)
+        assert codec.decode(data) == frame
+        assert frame.lineage == (parent.nonce,)
+
+
+def test_descends_from_matches_whole_lineage_entries_only() -> None:
+    codec = FrameCodec()
+    first = codec.decode(codec.encode(b"0", b"AAAAaaaa"))
+    second = codec.decode(codec.encode(b"1", b"BBBBbbbb", first))
+    third = codec.decode(codec.encode(b"2", b"CCCCcccc", second))
+    assert third.lineage_bytes == b"BBBBbbbbAAAAaaaa"
+    assert third.descends_from(b"AAAAaaaa") and third.descends_from(b"BBBBbbbb")
+    assert not third.descends_from(b"bbbbAAAA")  # straddles two entries: not a nonce of the chain

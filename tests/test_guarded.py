@@ -92,3 +92,53 @@ def test_lost_cas_reply_is_settled_as_applied_exactly_once() -> None:
     result = guarded.cas("k", created.token, b"v2", landed=lambda cur: cur is not None and cur.value == b"v2")
     assert result.applied and inner.read("k").value == b"v2"
     assert faulty.injected_after == 1
+
+
+def test_exists_checks_once_without_waiting() -> None:
+    guarded = GuardedStore(memory(), "memory", read_timeout=5)
+    guarded.write("here", b"1")
+    started = time.monotonic()
+    assert guarded.exists(["here"]) is True
+    assert guarded.exists(["here", "absent"]) is False
+    assert time.monotonic() - started < 1
+
+
+class ForkAware(MemoryStateStore):
+    forks = 0
+
+    def after_fork(self) -> None:
+        ForkAware.forks += 1
+
+
+def test_a_forked_child_reconnects_before_its_first_call() -> None:
+    import os
+
+    guarded = GuardedStore(ForkAware(MemorySpace(), "r"), "memory", read_timeout=5)
+    guarded.read("k")
+    pid = os.fork()
+    if pid == 0:  # child: report through the exit code, never return into pytest
+        try:
+            guarded.read("k")
+            guarded.read("k")
+            os._exit(0 if ForkAware.forks == 1 else 1)
+        except BaseException:  # noqa: BLE001
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    guarded.read("k")
+    assert ForkAware.forks == 0  # the parent keeps its connection
+
+
+def test_the_deadline_counts_from_the_first_attempt() -> None:
+    class Slow(MemoryStateStore):
+        def read(self, key: str):  # type: ignore[no-untyped-def]
+            time.sleep(0.4)
+            raise ConnectionError("reset")
+
+    # Counted from the first attempt: two attempts (0.8 s), then the 0.6 s are
+    # over. Counted from the first failure it would take three (1.2 s).
+    guarded = GuardedStore(Slow(MemorySpace(), "r"), "memory", read_timeout=0.6)
+    started = time.monotonic()
+    with pytest.raises(StoreFailure) as info:
+        guarded.read("k")
+    assert info.value.timed_out and time.monotonic() - started < 1.1
