@@ -5,7 +5,15 @@ Run by ``rdzv-run``/``torchrun``. Each worker prints one line::
     RDZV-WORKER {"rank": 0, "world_size": 4, "sum": 10.0, "restart": 0, ...}
 
 ``--steps N --step-seconds S`` keeps it running (all-reducing once per step)
-so a test can kill an agent mid-run.
+so a test can kill an agent mid-run, and prints once, at its first step::
+
+    RDZV-STEP rank=0 world_size=4 restart=0
+
+With ``--stop-file PATH`` the job ends early, as soon as ``PATH`` exists: a
+test creates it once it has seen the round it waits for, so the job lasts as
+long as the scenario needs, not a fixed time guessed for a loaded machine
+(``--steps`` is then only an upper bound). Whether to stop is all-reduced
+with the step's value, so every rank leaves the loop at the same step.
 """
 
 from __future__ import annotations
@@ -25,23 +33,28 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--step-seconds", type=float, default=0.0)
+    parser.add_argument("--stop-file", default=None)
     args = parser.parse_args()
+    restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
     dist.init_process_group("gloo", timeout=timedelta(seconds=60))
     rank, world = dist.get_rank(), dist.get_world_size()
     total = 0.0
     for step in range(args.steps):
-        tensor = torch.tensor([float(rank + 1)])
+        stop = 1.0 if args.stop_file is not None and os.path.exists(args.stop_file) else 0.0
+        tensor = torch.tensor([float(rank + 1), stop])
         dist.all_reduce(tensor)
-        total = tensor.item()
+        total = tensor[0].item()
         if step == 0:
-            print(f"RDZV-STEP rank={rank} world_size={world}", flush=True)
+            print(f"RDZV-STEP rank={rank} world_size={world} restart={restart}", flush=True)
+        if tensor[1].item() > 0:
+            break
         time.sleep(args.step_seconds)
     report = {
         "rank": rank,
         "world_size": world,
         "sum": total,
         "expected_sum": world * (world + 1) / 2,
-        "restart": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")),
+        "restart": restart,
         "group_rank": int(os.environ.get("GROUP_RANK", "-1")),
         "local_rank": int(os.environ.get("LOCAL_RANK", "-1")),
     }

@@ -146,6 +146,18 @@ def wait_for_text(agent: Agent, pattern: str, timeout: float) -> None:
         time.sleep(0.2)
 
 
+def long_job(stop_file: Path, max_seconds: float = 300) -> list[str]:
+    """Worker arguments for a job that all-reduces every 0.25 s until
+    ``stop_file`` exists (:func:`stop_job`), for at most ``max_seconds``."""
+    return ["--steps", str(int(max_seconds / 0.25)), "--step-seconds", "0.25", "--stop-file", str(stop_file)]
+
+
+def stop_job(stop_file: Path) -> None:
+    """End the jobs started with ``stop_file``: their workers leave the loop
+    together at the next step and report."""
+    stop_file.touch()
+
+
 def stop_all(agents: Sequence[Agent]) -> None:
     """Kill whatever is still running (test teardown)."""
     for agent in agents:
@@ -193,17 +205,20 @@ def run_kill_and_replace(
     confs: Sequence[dict[str, Any]],
     victim: int,
     replacement_conf: dict[str, Any],
-    steps: int = 80,
+    steps: int = 1200,
     timeout: float = 240,
 ) -> tuple[list[Agent], Agent]:
-    """Three ``rdzv-run`` agents (``--nnodes=2:3``, 2 workers each) run a long
-    job; agent ``victim`` is killed mid-run and a replacement agent starts.
+    """Three ``rdzv-run`` agents (``--nnodes=2:3``, 2 workers each) run a job;
+    agent ``victim`` is killed mid-run and a replacement agent starts.
     Returns the survivors and the replacement once all of them exited 0.
 
     The survivors' workers fail on the dead peer, their agents restart them and
-    re-rendezvous; the replacement is admitted, so the job ends at full size.
+    re-rendezvous; the replacement is admitted, so the job ends at full size:
+    it is stopped (see :func:`stop_job`) once the replacement's workers run in
+    a 6-worker round. ``steps`` (of 0.25 s) only bounds the job's length.
     """
-    worker_args = ["--steps", str(steps), "--step-seconds", "0.25"]
+    stop_file = log_dir / "stop-job"
+    worker_args = ["--steps", str(steps), "--step-seconds", "0.25", "--stop-file", str(stop_file)]
 
     def command(conf: dict[str, Any]) -> list[str]:
         return agent_command("rdzv-run", backend, endpoint, run_id, "2:3", 2, conf, max_restarts=5, worker_args=worker_args)
@@ -216,6 +231,8 @@ def run_kill_and_replace(
         agents[victim].kill()
         replacement = start_agent(command(replacement_conf), log_dir / "replacement.log")
         everyone.append(replacement)
+        wait_for_text(replacement, r"RDZV-STEP rank=\d+ world_size=6", timeout)
+        stop_job(stop_file)
         survivors = [a for i, a in enumerate(agents) if i != victim]
         for agent in [*survivors, replacement]:
             assert agent.wait(timeout) == 0, agent.output()[-4000:]

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from rdzv_core.testing.launch import Agent, agent_command, assert_all_reduced, run_agents, start_agent, stop_all, wait_for_text
+from rdzv_core.testing.launch import (
+    Agent,
+    agent_command,
+    assert_all_reduced,
+    long_job,
+    run_agents,
+    start_agent,
+    stop_all,
+    stop_job,
+    wait_for_text,
+)
 from rdzv_core.testing.ports import free_port
 
 pytestmark = pytest.mark.launch
@@ -38,15 +48,23 @@ def test_plain_torchrun_reaches_rdzv_c10d(tmp_path: Path) -> None:
 
 def test_elastic_agent_killed_mid_run_the_other_finishes(tmp_path: Path) -> None:
     endpoint = f"127.0.0.1:{free_port()}"
-    worker_args = ["--steps", "40", "--step-seconds", "0.25"]
+    # A long last call: the first round waits for both agents even when one
+    # starts late on a loaded machine (see the elastic test for Redis); the
+    # survivor's re-rendezvous waits it out once. The job runs until the test
+    # stops it.
+    conf = {**FAST, "last_call_timeout": 15}
+    stop_file = tmp_path / "stop-job"
     agents = []
     try:
         for i, is_host in enumerate(("true", "false")):
-            command = agent_command("rdzv-run", "c10d", endpoint, "elastic", "1:2", 2, {**FAST, "is_host": is_host},
-                                    max_restarts=3, worker_args=worker_args)
+            command = agent_command("rdzv-run", "c10d", endpoint, "elastic", "1:2", 2, {**conf, "is_host": is_host},
+                                    max_restarts=3, worker_args=long_job(stop_file))
             agents.append(start_agent(command, tmp_path / f"agent{i}.log"))
         wait_for_text(agents[0], "RDZV-STEP rank=0 world_size=4", 120)
         agents[1].kill()  # the second node dies (c10d's store lives in the first)
+        # The survivor's workers failed on the dead peer and run again, alone.
+        wait_for_text(agents[0], r"RDZV-STEP rank=\d+ world_size=2 restart=[1-9]", 120)
+        stop_job(stop_file)
         assert agents[0].wait(240) == 0, agents[0].output()[-4000:]
     finally:
         stop_all(agents)

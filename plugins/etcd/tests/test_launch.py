@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rdzv_core.testing.launch import Agent, agent_command, start_agent, stop_all, wait_for_text
+from rdzv_core.testing.launch import Agent, agent_command, long_job, start_agent, stop_all, stop_job, wait_for_text
 from rdzv_etcd.testing.servers import EtcdCluster
 
 pytestmark = pytest.mark.launch
@@ -46,16 +46,22 @@ def test_plain_torchrun_reaches_rdzv_etcd(tmp_path: Path, etcd_server: EtcdClust
 
 
 def test_first_agent_killed_the_other_re_rendezvous_and_finishes(tmp_path: Path, etcd_server: EtcdCluster) -> None:
-    worker_args = ["--steps", "16", "--step-seconds", "0.25"]
+    # A long last call: the first round waits for both agents even when one
+    # starts late on a loaded machine (see the same test for Redis); the
+    # survivor's re-rendezvous waits it out once. The job runs until the test
+    # stops it.
+    conf = {**FAST, "last_call_timeout": 15}
+    stop_file = tmp_path / "stop-job"
     agents: list[Agent] = []
     try:
         for i in range(2):
-            command = agent_command("rdzv-run", "etcd", etcd_server.endpoint, "e2e-elastic", "1:2", 2, FAST,
-                                    max_restarts=3, worker_args=worker_args)
+            command = agent_command("rdzv-run", "etcd", etcd_server.endpoint, "e2e-elastic", "1:2", 2, conf,
+                                    max_restarts=3, worker_args=long_job(stop_file))
             agents.append(start_agent(command, tmp_path / f"agent{i}.log"))
-        wait_for_text(agents[1], "RDZV-STEP rank=", 120)
-        wait_for_text(agents[1], "world_size=4", 60)
+        wait_for_text(agents[1], r"RDZV-STEP rank=\d+ world_size=4", 120)
         agents[0].kill()  # the first node dies, workers and all
+        wait_for_text(agents[1], r"RDZV-STEP rank=\d+ world_size=2 restart=[1-9]", 120)
+        stop_job(stop_file)
         assert agents[1].wait(240) == 0, agents[1].output()[-4000:]
     finally:
         stop_all(agents)
