@@ -2,7 +2,7 @@
 
 Every mutation is one Lua script run by ``EVALSHA`` (redis-py reloads it on
 ``NOSCRIPT``, e.g. on a new master after a failover): atomic, one round
-trip, and it refreshes the key's expiry and publishes a wake-up on the run's
+trip, and it refreshes the key's expiry and publishes a wake-up on the key's
 channel. Reads are one ``MGET`` of the value and its version counter. See
 :mod:`rdzv_redis.keys` for the key layout and :mod:`rdzv_redis.scripts` for
 the scripts.
@@ -21,7 +21,7 @@ from rdzv_core.retry import Backoff
 from rdzv_redis import scripts
 from rdzv_redis.errors import RedisAuthError, RedisTransientError, translate, translated
 from rdzv_redis.keys import Namespace
-from rdzv_redis.notify import RECHECK_INTERVAL, Notifier
+from rdzv_redis.notify import KeyWaiter
 from rdzv_redis.sentinel import MasterWatch
 from rdzv_redis.settings import CONF_KEYS, RedisSettings, parse_settings
 
@@ -53,7 +53,7 @@ class RedisStateStore(StateStore):
         self._cas_script = client.register_script(scripts.CAS)
         self._write_script = client.register_script(scripts.WRITE)
         self._add_script = client.register_script(scripts.ADD)
-        self._notifier = Notifier(client, self._ns.channel)
+        self._waiter = KeyWaiter(client, settings.connect_timeout)
         self._closed = False
         self._lock = threading.Lock()
         self._watch = self._start_watch()
@@ -115,7 +115,7 @@ class RedisStateStore(StateStore):
             if self._closed:
                 return
             self._closed = True
-        self._notifier.close()
+        self._waiter.close()
         if self._watch is not None:
             self._watch.close()
         _close_client(self._client, self._sentinel)
@@ -123,7 +123,7 @@ class RedisStateStore(StateStore):
     def after_fork(self) -> None:
         """Forget the parent's connections and listener thread (never reuse them)."""
         self._client.connection_pool.reset()
-        self._notifier = Notifier(self._client, self._ns.channel)
+        self._waiter = KeyWaiter(self._client, self._settings.connect_timeout)
         self._lock = threading.Lock()
         self._watch = self._start_watch()
 
@@ -167,7 +167,7 @@ class RedisStateStore(StateStore):
         try:
             applied, current, version = self._cas_script(
                 keys=[ns.data(key), ns.version(key)],
-                args=["" if token is None else str(int(token)), value, self._settings.ttl_ms, ns.channel],
+                args=["" if token is None else str(int(token)), value, self._settings.ttl_ms, ns.channel_of(key)],
             )
         except self._failures as exc:
             self._reraise(exc)
@@ -181,7 +181,7 @@ class RedisStateStore(StateStore):
         """See base class; ``ttl`` (seconds) overrides the run's ``ttl`` for this key."""
         ns = self._ns
         try:
-            self._write_script(keys=[ns.data(key), ns.version(key)], args=[value, self._ttl_ms(ttl), ns.channel])
+            self._write_script(keys=[ns.data(key), ns.version(key)], args=[value, self._ttl_ms(ttl), ns.channel_of(key)])
         except self._failures as exc:
             self._reraise(exc)
 
@@ -195,7 +195,7 @@ class RedisStateStore(StateStore):
         op_id = os.urandom(12).hex()
         op_ttl = int((2 * self._settings.read_timeout + 60) * 1000)
         keys = [self._ns.data(key), self._ns.version(key), self._ns.op(op_id)]
-        args = [int(amount), self._settings.ttl_ms, self._ns.channel, op_ttl]
+        args = [int(amount), self._settings.ttl_ms, self._ns.channel_of(key), op_ttl]
         deadline = time.monotonic() + self._settings.read_timeout
         backoff = Backoff(initial=0.02, maximum=1.0)
         while True:
@@ -219,29 +219,20 @@ class RedisStateStore(StateStore):
             return len(set(self._client.scan_iter(match=self._ns.match(prefix), count=1000)))
 
     def wait(self, keys: Sequence[str], timeout: float) -> bool:
-        """See base class: sleeps on the run's Pub/Sub channel, re-checking on each event."""
-        full = list(dict.fromkeys(self._ns.data(k) for k in keys))
-        if not full:
+        """See base class: blocks on the keys' Pub/Sub channels, re-checking on
+        each message (``timeout <= 0``: one ``EXISTS``). See :mod:`rdzv_redis.notify`."""
+        wanted = list(dict.fromkeys(keys))
+        full = [self._ns.data(k) for k in wanted]
+        if not full or self._exist(full):
             return True
-        deadline = time.monotonic() + timeout
-        notifier = self._notifier
-        notifier.acquire(max(0.0, min(timeout, self._settings.connect_timeout)))
-        try:
-            backoff = Backoff(initial=0.005, maximum=0.2)
-            while True:
-                generation = notifier.generation()
-                with translated(self._describe):
-                    if self._client.exists(*full) == len(full):
-                        return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                if notifier.failure is not None or self._closed:  # no subscription possible: poll
-                    time.sleep(min(backoff.next_delay(), remaining))
-                else:
-                    notifier.wait_for_change(generation, min(remaining, RECHECK_INTERVAL))
-        finally:
-            notifier.release()
+        if timeout <= 0:
+            return False
+        channels = [self._ns.channel_of(k) for k in wanted]
+        return self._waiter.wait(channels, lambda: self._exist(full), timeout)
+
+    def _exist(self, full: list[str]) -> bool:
+        with translated(self._describe):
+            return bool(self._client.exists(*full) == len(full))
 
     # -- administration ------------------------------------------------------------
 

@@ -8,6 +8,8 @@ RESP2 is used for the widest server compatibility.
 
 from __future__ import annotations
 
+import functools
+
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -46,9 +48,28 @@ def _tls_kwargs(settings: RedisSettings) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=1)
+def _driver_kwargs() -> dict[str, Any]:
+    """``CLIENT SETINFO`` names rdzv-redis; resolved once, because redis-py
+    otherwise looks its own version up in the package metadata on every new
+    connection (a cost that showed at 256 agents connecting at once)."""
+    try:
+        from importlib.metadata import version
+
+        from redis.driver_info import DriverInfo  # redis-py >= 8
+    except ImportError:
+        return {}
+    try:
+        ours = version("rdzv-redis")
+    except Exception:  # noqa: BLE001 - not installed as a distribution (source tree)
+        ours = "0"
+    return {"driver_info": DriverInfo().add_upstream_driver("rdzv-redis", ours)}
+
+
 def connection_kwargs(settings: RedisSettings) -> dict[str, Any]:
     """Keyword arguments shared by every connection to the data server."""
     return {
+        **_driver_kwargs(),
         "db": settings.db,
         "username": settings.username,
         "password": settings.password,

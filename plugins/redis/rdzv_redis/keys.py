@@ -5,7 +5,7 @@ Layout for run ``job-1`` with the default prefix ``rdzv``::
     rdzv:{job-1}:state          a value (torch's state blob, Store keys, counters)
     rdzv:{job-1}#v:state        its version counter (the CAS token)
     rdzv:{job-1}#op:<nonce>     result of one counter increment (idempotent add)
-    rdzv:{job-1}#notify         the run's Pub/Sub channel
+    rdzv:{job-1}#notify:state   Pub/Sub channel announcing writes of ``state``
 
 The run id sits in a hash tag (``{...}``), so every key of a run hashes to
 the same Redis Cluster slot and multi-key scripts stay valid there. Run ids
@@ -60,10 +60,9 @@ class Namespace:
         """The Redis key recording the result of one ``add`` call."""
         return f"{self.tag}#op:{nonce}"
 
-    @cached_property
-    def channel(self) -> str:
-        """The run's Pub/Sub channel (writers publish, waiters subscribe)."""
-        return f"{self.tag}#notify"
+    def channel_of(self, key: str) -> str:
+        """The Pub/Sub channel on which writes of relative ``key`` are announced."""
+        return f"{self.tag}#notify:{key}"
 
     def match(self, prefix: str) -> str:
         """A ``SCAN MATCH`` pattern for the run's values under ``prefix``."""

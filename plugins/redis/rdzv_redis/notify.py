@@ -1,22 +1,26 @@
-"""Wake-ups for ``wait`` through the run's Pub/Sub channel (no busy polling).
+"""Wake-ups for ``wait`` through per-key Pub/Sub channels (no busy polling).
 
-Every write script ``PUBLISH``es on the run's channel. One background thread
-per adapter keeps one subscription to it and counts events in a
-*generation* number: every message, every (re)subscription and every lost
-connection bumps it and wakes the waiters.
+Every write script ``PUBLISH``es on the channel of the key it wrote
+(:meth:`rdzv_redis.keys.Namespace.channel_of`). A waiting thread subscribes
+its own Pub/Sub connection to the channels of the keys it waits for and
+blocks reading that connection, so a write wakes only the threads waiting
+for that key: a round's seal reaches each of its N waiters once, instead of
+every write of a round reaching every agent (N writes x N subscribers), and
+no background thread or hand-off between threads is involved.
 
-A waiter first makes sure the subscription is live, then takes the
-generation, then checks its keys. A write that lands after that check is
-published after it, reaches the live subscription, bumps the generation and
-wakes the waiter: there is no window in which a wake-up is lost. A
-subscription that breaks bumps the generation too, so waiters re-check
-rather than sleep through messages that were lost with the connection. As a
-last resort against anything else (a writer that bypasses the scripts)
-waiters re-check every :data:`RECHECK_INTERVAL` seconds.
+Order of a wait: subscribe, wait for the server's acknowledgement, check
+the keys, then read messages. A write that lands after the check is
+published after it and reaches the live subscription: no wake-up is lost.
+A broken connection is dropped and the wait goes on by polling; as a last
+resort against anything else (a writer that bypasses the scripts) waiters
+re-check every :data:`RECHECK_INTERVAL` seconds.
 
-Pub/Sub works everywhere, including managed Redis services that refuse
-``CONFIG SET notify-keyspace-events``; messages published on a master also
-reach subscribers connected to its replicas.
+Each thread keeps its connection between waits, still subscribed to the
+channels of its last wait (subscriptions change by difference, so a loop
+that waits for the same key again costs no extra round trip); messages that
+arrive meanwhile are discarded at the next wait. Pub/Sub works everywhere,
+including managed Redis services that refuse ``CONFIG SET
+notify-keyspace-events``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rdzv_core.retry import Backoff
 
@@ -37,136 +42,123 @@ logger = logging.getLogger(__name__)
 
 #: Longest a waiter sleeps without re-checking its keys.
 RECHECK_INTERVAL = 5.0
-#: How often an idle subscription is pinged, to notice a dead connection.
-PING_INTERVAL = 10.0
-#: The listener stops (and frees its connection) after this long without waiters.
-IDLE_STOP = 30.0
-#: Longest a ``get_message`` call blocks (bounds how fast ``close`` is seen).
-_POLL = 0.5
 
 
-class Notifier:
-    """One Pub/Sub subscription shared by all waiters of one adapter."""
+def _name(channel: Any) -> str:
+    return channel.decode() if isinstance(channel, bytes) else str(channel)
 
-    def __init__(self, client: redis.Redis, channel: str) -> None:
+
+class KeyWaiter:
+    """Blocks the calling thread until a check passes, woken by Pub/Sub messages."""
+
+    def __init__(self, client: redis.Redis, subscribe_timeout: float) -> None:
         self._client = client
-        self._channel = channel
-        self._cond = threading.Condition()
-        self._generation = 0
-        self._subscribed = False
+        self._subscribe_timeout = subscribe_timeout
+        self._local = threading.local()
+        self._open: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._lock = threading.Lock()
         self._closed = False
         self._failure: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        self._waiters = 0
-        self._last_used = time.monotonic()
 
     @property
     def failure(self) -> BaseException | None:
-        """The permanent error that stopped the subscription (e.g. NOPERM)."""
+        """The permanent error (e.g. NOPERM on SUBSCRIBE) that made waits poll."""
         return self._failure
 
-    def generation(self) -> int:
-        """The current event count (compare with :meth:`wait_for_change`)."""
-        with self._cond:
-            return self._generation
-
-    def acquire(self, timeout: float) -> bool:
-        """Register a waiter, start the listener if needed, and wait up to
-        ``timeout`` s until it is subscribed. Pair with :meth:`release`."""
+    def wait(self, channels: Sequence[str], ready: Callable[[], bool], timeout: float) -> bool:
+        """Return ``True`` as soon as ``ready()`` holds, ``False`` after
+        ``timeout`` s; ``ready()`` is re-checked on every message on
+        ``channels`` (and at least every :data:`RECHECK_INTERVAL` s)."""
         deadline = time.monotonic() + timeout
-        with self._cond:
-            self._waiters += 1
-            self._last_used = time.monotonic()
-            if self._thread is None and not self._closed:
-                self._thread = threading.Thread(target=self._run, name="rdzv-redis-notify", daemon=True)
-                self._thread.start()
-            while not self._subscribed and self._failure is None and not self._closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            return self._subscribed
-
-    def release(self) -> None:
-        """Unregister a waiter; the listener stops after :data:`IDLE_STOP` s without any."""
-        with self._cond:
-            self._waiters -= 1
-            self._last_used = time.monotonic()
-
-    def _idle_exit(self) -> bool:
-        """Whether the listener should stop now (no waiters for a while); marks it stopped."""
-        with self._cond:
-            if self._waiters > 0 or time.monotonic() - self._last_used < IDLE_STOP:
-                return False
-            self._thread = None
-            self._subscribed = False
-            self._generation += 1
-            self._cond.notify_all()
+        pubsub = None
+        if self._failure is None and not self._closed:
+            try:
+                pubsub = self._subscribed(channels, deadline)
+            except Exception as exc:  # noqa: BLE001 - classified: poll instead of failing the wait
+                self._drop(exc)
+        if ready():
             return True
-
-    def wait_for_change(self, generation: int, timeout: float) -> None:
-        """Sleep until the generation differs from ``generation`` or ``timeout`` passes."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._generation == generation and not self._closed and self._failure is None:
+        if pubsub is None:
+            return self._poll(ready, deadline)
+        wanted = set(channels)
+        try:
+            while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return
-                self._cond.wait(remaining)
+                    return False
+                message = pubsub.get_message(timeout=min(remaining, RECHECK_INTERVAL))
+                if message is not None and not (
+                    message.get("type") == "message" and _name(message.get("channel")) in wanted
+                ):
+                    continue
+                if ready():
+                    return True
+        except Exception as exc:  # noqa: BLE001 - the connection broke: poll for the rest
+            self._drop(exc)
+            return self._poll(ready, deadline)
+
+    def _subscribed(self, channels: Sequence[str], deadline: float) -> Any:
+        """This thread's Pub/Sub connection, subscribed to exactly ``channels``
+        (acknowledged), or ``None`` if that did not happen before ``deadline``."""
+        pubsub = getattr(self._local, "pubsub", None)
+        if pubsub is None:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=False)
+            self._local.pubsub = pubsub
+            with self._lock:
+                self._open.add(pubsub)
+        while pubsub.subscribed and pubsub.get_message(timeout=0) is not None:
+            pass  # discard what arrived since the last wait
+        current = {_name(c) for c in pubsub.channels}
+        new = [c for c in dict.fromkeys(channels) if c not in current]
+        stale = [c for c in current if c not in set(channels)]
+        if new:
+            pubsub.subscribe(*new)
+        if stale:
+            pubsub.unsubscribe(*stale)  # after subscribing: the connection never leaves Pub/Sub mode
+        pending = set(new)
+        until = min(deadline, time.monotonic() + self._subscribe_timeout)
+        while pending:
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return None
+            message = pubsub.get_message(timeout=remaining)
+            if message is not None and message.get("type") == "subscribe":
+                pending.discard(_name(message.get("channel")))
+        return pubsub
+
+    def _drop(self, exc: BaseException) -> None:
+        """Forget this thread's connection after ``exc``; a permanent error
+        (no right to SUBSCRIBE) makes every later wait poll."""
+        pubsub = getattr(self._local, "pubsub", None)
+        self._local.pubsub = None
+        if pubsub is not None:
+            _close_quietly(pubsub)
+        if not is_transient(exc) and self._failure is None:
+            self._failure = exc
+            logger.warning("rdzv-redis: cannot use Pub/Sub (%s); waits fall back to polling", exc)
+
+    def _poll(self, ready: Callable[[], bool], deadline: float) -> bool:
+        backoff = Backoff(initial=0.005, maximum=0.2)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(backoff.next_delay(), remaining))
+            if ready():
+                return True
 
     def close(self) -> None:
-        """Stop the listener thread (returns within about half a second)."""
-        with self._cond:
+        """Close every thread's Pub/Sub connection. Idempotent."""
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=2 * _POLL)
+            open_now = list(self._open)
+            self._open.clear()
+        for pubsub in open_now:
+            _close_quietly(pubsub)
 
-    # -- the listener thread ---------------------------------------------------
 
-    def _bump(self, subscribed: bool | None = None) -> None:
-        with self._cond:
-            self._generation += 1
-            if subscribed is not None:
-                self._subscribed = subscribed
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        backoff = Backoff(initial=0.05, maximum=1.0)
-        while not self._closed:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=False)
-            try:
-                pubsub.subscribe(self._channel)
-                last_ping = time.monotonic()
-                while not self._closed:
-                    message = pubsub.get_message(timeout=_POLL)
-                    if message is None:
-                        if self._idle_exit():
-                            return
-                        if time.monotonic() - last_ping >= PING_INTERVAL:
-                            pubsub.ping()
-                            last_ping = time.monotonic()
-                        continue
-                    kind = message.get("type")
-                    if kind == "subscribe":
-                        backoff = Backoff(initial=0.05, maximum=1.0)
-                        self._bump(subscribed=True)
-                    elif kind in ("message", "unsubscribe"):
-                        self._bump()
-            except Exception as exc:  # noqa: BLE001 - the thread must never die silently
-                self._bump(subscribed=False)
-                if not is_transient(exc):
-                    logger.warning("rdzv-redis: cannot subscribe to %s (%s); waits fall back to polling",
-                                   self._channel, exc)
-                    with self._cond:
-                        self._failure = exc
-                        self._cond.notify_all()
-                    return
-                time.sleep(backoff.next_delay())
-            finally:
-                try:
-                    pubsub.close()
-                except Exception:  # noqa: BLE001 - best effort on a broken connection
-                    pass
-        self._bump(subscribed=False)
+def _close_quietly(pubsub: Any) -> None:
+    try:
+        pubsub.close()
+    except Exception:  # noqa: BLE001 - best effort on a broken connection
+        pass

@@ -1,7 +1,7 @@
 """Server-side Lua scripts: every mutation is one atomic round trip.
 
 Each script touches only keys passed in ``KEYS`` (all in the run's hash-tag
-slot) and publishes on the run's channel, so waiters wake on every write.
+slot) and publishes on the written key's channel, so its waiters wake.
 ``ttl`` arguments are milliseconds; ``0`` means "never expire".
 
 Versions: a value's version counter lives beside it (``...#v:key``) and is

@@ -186,18 +186,47 @@ def test_unix_socket_endpoint(redis_binary: str, tmp_path) -> None:  # type: ign
         store.close()
 
 
-def test_idle_listener_stops_and_restarts(adapter: RedisStateStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rdzv_redis.notify as notify
+def test_a_wait_is_woken_only_by_writes_of_its_own_keys(redis_binary: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Writes of other keys are published on other channels: the waiter does
+    # not re-check for them (with one run-wide channel every write of a round
+    # woke every waiting agent, N writes x N waiters).
+    with RedisServer(tmp_path / "srv", []) as server:
+        h = AdapterHarness(RedisStateStore, endpoint=server.endpoint, backend_name="redis")
+        run = h.new_run_id()
+        waiter, writer = h.adapter(run), h.adapter(run)
+        admin = server.admin()
+        result: list[bool] = []
+        thread = threading.Thread(target=lambda: result.append(waiter.wait(["wanted"], 30.0)))
+        thread.start()
+        time.sleep(0.5)  # subscribed and blocked
+        before = admin.info("commandstats").get("cmdstat_exists", {}).get("calls", 0)
+        for i in range(50):
+            writer.write(f"other/{i}", b"x")
+        time.sleep(0.5)
+        after_others = admin.info("commandstats").get("cmdstat_exists", {}).get("calls", 0)
+        writer.write("wanted", b"1")
+        thread.join(10)
+        assert result == [True]
+        assert after_others - before == 0, "writes of other keys woke the waiter"
+        waiter.close()
+        writer.close()
 
-    monkeypatch.setattr(notify, "IDLE_STOP", 0.3)
-    adapter.write("a", b"1")
-    assert adapter.wait(["a"], 5)
-    deadline = time.monotonic() + 10
-    while adapter._notifier._thread is not None and time.monotonic() < deadline:  # noqa: SLF001
-        time.sleep(0.1)
-    assert adapter._notifier._thread is None  # noqa: SLF001 - the subscription was released
-    threading.Timer(0.5, lambda: adapter.write("b", b"2")).start()
-    assert adapter.wait(["b"], 10)  # a new listener subscribes; no wake-up is lost
+
+def test_waits_in_several_threads_of_one_adapter(adapter: RedisStateStore) -> None:
+    # Each waiting thread has its own Pub/Sub connection.
+    results: dict[str, bool] = {}
+    names = [f"k{i}" for i in range(8)]
+    threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, adapter.wait([n, "common"], 20.0)))
+               for n in names]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    for name in names:
+        adapter.write(name, b"1")
+    adapter.write("common", b"1")
+    for thread in threads:
+        thread.join(20)
+    assert results == {n: True for n in names}
 
 
 def test_server_binary_override_must_be_executable(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
