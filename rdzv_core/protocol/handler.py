@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 
 import torch.distributed as dist
+from torch.distributed.elastic.utils.distributed import get_free_port
 from torch.distributed.elastic.rendezvous import (
     RendezvousClosedError,
     RendezvousHandler,
@@ -91,11 +92,11 @@ class ScalableRendezvousHandler(RendezvousHandler):
         self._store = store
         self._c10d_store = c10d_store
         self._node = f"{settings.local_addr}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        describe = json.dumps({"node": self._node, "addr": settings.local_addr, "pid": os.getpid()}).encode()
-        self._joiner = RoundJoiner(store, codec, settings.rounds, describe)
+        self._joiner = RoundJoiner(store, codec, settings.rounds, self._slot_descriptor)
         self._member: Membership | None = None
         self._heartbeat: Heartbeat | None = None
         self._agent_store_server: dist.TCPStore | None = None
+        self._free_port: int | None = None  # announced for the next round (agent store not shared)
         self._lock = threading.Lock()
         self._waiting_cache: tuple[float, int] | None = None
 
@@ -126,7 +127,7 @@ class ScalableRendezvousHandler(RendezvousHandler):
         if self.is_closed():
             raise RendezvousClosedError(f"rdzv run '{self.get_run_id()}' is closed")
         deadline = time.monotonic() + self._settings.rounds.join_timeout
-        member, _seal = self._joiner.join(self._member, deadline)
+        member, seal = self._joiner.join(self._member, deadline)
         with self._lock:
             self._stop_heartbeats()
             self._member = member
@@ -136,18 +137,46 @@ class ScalableRendezvousHandler(RendezvousHandler):
                 tick=self._settings.rounds.check_interval,
             ).start()
         store = dist.PrefixStore(f"rdzv.{self.get_run_id()}.{member.round_no}", self._c10d_store)
-        return RendezvousInfo(store, member.rank, member.world_size, self._bootstrap_info(member.rank, store))
+        return RendezvousInfo(store, member.rank, member.world_size, self._bootstrap_info(member.rank, store, seal))
 
-    def _bootstrap_info(self, rank: int, store: dist.Store) -> RendezvousStoreInfo:
-        """MASTER_ADDR/PORT of this round, published by rank 0 every round."""
-        addr = self._settings.local_addr
+    # -- the bootstrap store (MASTER_ADDR/PORT) ----------------------------------------
+
+    def _master_port(self, fresh: bool) -> int:
+        """The port rank 0's workers will find the store on: this node's agent
+        store (created once), or a free port when the agent store is not shared."""
         if not self.use_agent_store:
-            return RendezvousStoreInfo.build(rank, store, local_addr=addr)
-        if rank != 0:
-            return RendezvousStoreInfo.build(rank, store, local_addr=addr)
+            if fresh or self._free_port is None:
+                self._free_port = get_free_port()
+            return self._free_port
         if self._agent_store_server is None:
-            self._agent_store_server = dist.TCPStore(addr, 0, is_master=True, multi_tenant=True)
-        return RendezvousStoreInfo.build(0, store, local_addr=addr, server_port=self._agent_store_server.port)
+            self._agent_store_server = dist.TCPStore(
+                self._settings.local_addr, 0, is_master=True, multi_tenant=True
+            )
+        return self._agent_store_server.port
+
+    def _slot_descriptor(self, ticket: int) -> bytes:
+        """Who holds ``ticket``. The holder of ticket 1 (normally the next rank 0)
+        announces its master endpoint; the sealer copies it into the seal, so
+        the other members learn it without another store round trip."""
+        doc: dict[str, object] = {"node": self._node, "addr": self._settings.local_addr, "pid": os.getpid()}
+        if ticket == 1:
+            doc["master"] = [self._settings.local_addr, self._master_port(fresh=True)]
+        return json.dumps(doc).encode()
+
+    def _bootstrap_info(self, rank: int, store: dist.Store, seal: keys.Seal) -> RendezvousStoreInfo:
+        """MASTER_ADDR/PORT of this round: rank 0 publishes them under the round's
+        prefix every round (torch's keys); the others take them from the seal,
+        or read torch's keys when the seal carries none."""
+        addr = self._settings.local_addr
+        if rank == 0:
+            # A master in the seal was announced by the seal's first ticket: us.
+            port = seal.master[1] if seal.master is not None else self._master_port(fresh=True)
+            store.set(RendezvousStoreInfo.MASTER_ADDR_KEY, addr.encode())
+            store.set(RendezvousStoreInfo.MASTER_PORT_KEY, str(port).encode())
+            return RendezvousStoreInfo(addr, port)
+        if seal.master is not None:
+            return RendezvousStoreInfo(seal.master[0], seal.master[1])
+        return RendezvousStoreInfo.build(rank, store, local_addr=addr)
 
     def num_nodes_waiting(self) -> int:
         """Nodes waiting for the next round plus dead members of ours.

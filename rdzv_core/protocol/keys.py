@@ -69,6 +69,8 @@ class Seal:
 
     round_no: int
     tickets: tuple[int, ...]
+    #: (address, port) of rank 0's store for the workers, when its holder announced it.
+    master: tuple[str, int] | None = None
 
     @property
     def world_size(self) -> int:
@@ -85,14 +87,21 @@ class Seal:
     def encode(self) -> bytes:
         """Compact JSON; contiguous tickets 1..W are stored as a range."""
         w = len(self.tickets)
+        doc: dict[str, object] = {"round": self.round_no}
         if self.tickets == tuple(range(1, w + 1)):
-            return json.dumps({"round": self.round_no, "first": w}).encode()
-        return json.dumps({"round": self.round_no, "tickets": list(self.tickets)}).encode()
+            doc["first"] = w
+        else:
+            doc["tickets"] = list(self.tickets)
+        if self.master is not None:
+            doc["master"] = list(self.master)
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> Seal:
         """Inverse of :meth:`encode`; raises ``ValueError`` on garbage."""
         doc = json.loads(data)
+        master = doc.get("master")
+        endpoint = (str(master[0]), int(master[1])) if master else None
         if "first" in doc:
-            return cls(int(doc["round"]), tuple(range(1, int(doc["first"]) + 1)))
-        return cls(int(doc["round"]), tuple(int(t) for t in doc["tickets"]))
+            return cls(int(doc["round"]), tuple(range(1, int(doc["first"]) + 1)), endpoint)
+        return cls(int(doc["round"]), tuple(int(t) for t in doc["tickets"]), endpoint)

@@ -10,6 +10,11 @@ absent), when:
   (``returning + dead == previous world size``) and at least ``min_nodes``;
 * ``last_call_timeout`` has passed since this node saw ``min_nodes`` tickets.
 
+Only the holders of tickets 1, ``min_nodes`` and ``max_nodes`` seal as soon
+as a condition holds; any other node steps in only after it has seen the
+round sealable for :data:`SEAL_TAKEOVER` seconds (its designated sealers
+died), so N waiters never race N seals (each of which reads N slots).
+
 Waiters wake on the seal itself (the adapter's watch/notify); their periodic
 wake-ups only drive the timers above and notice ``closed``.
 """
@@ -17,7 +22,9 @@ wake-ups only drive the timers above and notice ``closed``.
 from __future__ import annotations
 
 import time
+import json
 from dataclasses import dataclass
+from typing import Callable
 
 from torch.distributed.elastic.rendezvous import (
     RendezvousClosedError,
@@ -33,6 +40,11 @@ from rdzv_core.protocol.heartbeat import Membership
 
 #: How long a sealer waits for slots whose tickets were taken but not yet written.
 SLOT_GRACE = 2.0
+#: How long a node that is not a designated sealer lets a sealable round stay
+#: unsealed before sealing it itself.
+SEAL_TAKEOVER = SLOT_GRACE + 2.0
+#: Waiters that are not designated sealers wake this many times less often.
+FOLLOWER_SLOWDOWN = 3
 
 
 @dataclass(frozen=True)
@@ -55,11 +67,13 @@ def counter(value: bytes | None) -> int:
 class RoundJoiner:
     """Runs one node through the rounds until it is admitted to one."""
 
-    def __init__(self, store: GuardedStore, codec: FrameCodec, settings: RoundSettings, describe: bytes) -> None:
+    def __init__(
+        self, store: GuardedStore, codec: FrameCodec, settings: RoundSettings, describe: Callable[[int], bytes]
+    ) -> None:
         self._store = store
         self._codec = codec
         self._settings = settings
-        self._describe = describe
+        self._describe = describe  # ticket -> this node's slot descriptor (JSON)
         self._seals: dict[int, keys.Seal] = {}
 
     # -- seals ----------------------------------------------------------------
@@ -87,33 +101,46 @@ class RoundJoiner:
         settings = self._settings
         count = min(tickets_taken, settings.max_nodes)
         slot_keys = [keys.slot(round_no, t) for t in range(1, count + 1)]
-        present = self._store.read_many(slot_keys)
-        if any(v is None for v in present):
-            self._store.wait([k for k, v in zip(slot_keys, present) if v is None], SLOT_GRACE)
+        if self._store.wait(slot_keys, SLOT_GRACE):  # the common case: one check
+            admitted = tuple(range(1, count + 1))
+        else:
             present = self._store.read_many(slot_keys)
-        admitted = tuple(t for t, v in zip(range(1, count + 1), present) if v is not None)
+            admitted = tuple(t for t, v in zip(range(1, count + 1), present) if v is not None)
         if len(admitted) < settings.min_nodes:
             return False
-        value = self._codec.encode(keys.Seal(round_no, admitted).encode(), new_nonce())
+        seal = keys.Seal(round_no, admitted, self._master_of(round_no, admitted[0]))
+        value = self._codec.encode(seal.encode(), new_nonce())
         self._store.cas(keys.seal(round_no), None, value, landed=lambda cur: cur is not None and cur.value == value)
         self._store.write(keys.ROUND, str(round_no + 1).encode())
         return True
 
+    def _master_of(self, round_no: int, ticket: int) -> str | None:
+        """The agent-store endpoint the holder of ``ticket`` announced in its slot
+        (the future rank 0 announces it when it holds ticket 1), if any."""
+        found = self._store.read(keys.slot(round_no, ticket))
+        try:
+            master = json.loads(found.value).get("master") if found is not None else None
+        except (ValueError, AttributeError):
+            return None
+        return master if isinstance(master, str) else None
+
     # -- joining ----------------------------------------------------------------
 
     def open_round(self, hint: int) -> int:
-        """The first round at or after ``hint`` that is not sealed yet."""
-        round_no = max(hint, counter(self._store.read_many([keys.ROUND])[0]))
-        while self._store.read(keys.seal(round_no)) is not None:
-            round_no += 1
-        return round_no
+        """The round to join: ``hint`` or the newest round opened, if later.
+
+        One read. The round found may have been sealed a moment ago (the
+        sealer bumps ``round`` right after the seal); a joiner then finds
+        itself not admitted and moves on to the next round.
+        """
+        return max(hint, counter(self._store.read_many([keys.ROUND])[0]))
 
     def join(self, previous: Membership | None, deadline: float) -> tuple[Membership, keys.Seal]:
         """Join rounds until admitted; return our membership and the seal."""
         round_no = self.open_round(previous.round_no + 1 if previous else 0)
         while True:
             ticket = self._store.add(keys.ticket(round_no), 1)
-            self._store.write(keys.slot(round_no, ticket), self._describe)
+            self._store.write(keys.slot(round_no, ticket), self._describe(ticket))
             returning = previous is not None and previous.round_no == round_no - 1
             if returning:
                 self._store.add(keys.returning(round_no), 1)
@@ -123,14 +150,15 @@ class RoundJoiner:
             spare = ticket > self._settings.max_nodes or (
                 not returning and before is not None and before.world_size >= self._settings.max_nodes
             )
-            seal = self._await_seal(round_no, ticket, deadline, spare)
+            seal = self._await_seal(round_no, ticket, deadline, spare, before)
             rank = seal.rank_of(ticket)
             if rank is not None:
                 return Membership(round_no, rank, seal.world_size, ticket), seal
             round_no += 1  # not admitted (late, or beyond max_nodes): next round
 
-    def _gate(self, round_no: int) -> tuple[bool, bool]:
-        """For round ``round_no``: (may it seal on last call, may it seal now).
+    def _gate(self, before: keys.Seal | None, back: int, gone: int) -> tuple[bool, bool]:
+        """(may the round seal on last call, may it seal now), given the seal of
+        the round before (``before``), members back from it and members dead.
 
         Round 0, or a round after one that never completed, seals on last
         call. After a completed round, members still running it must not be
@@ -138,24 +166,37 @@ class RoundJoiner:
         round broke (a member returned or died), and the round seals at once
         when every live previous member is back.
         """
-        previous = self.read_seal(round_no - 1) if round_no > 0 else None
-        if previous is None:
+        if before is None:
             return True, False
-        back, gone = (counter(v) for v in self._store.read_many([keys.returning(round_no), keys.dead(round_no - 1)]))
-        return back + gone > 0, back + gone >= previous.world_size
+        return back + gone > 0, back + gone >= before.world_size
 
-    def _await_seal(self, round_no: int, ticket: int, deadline: float, spare: bool) -> keys.Seal:
+    def _progress(self, round_no: int) -> tuple[bool, int, int, int]:
+        """One read: (closed, tickets taken, members back, previous members dead)."""
+        closed, taken, back, gone = self._store.read_many(
+            [keys.CLOSED, keys.ticket(round_no), keys.returning(round_no), keys.dead(round_no - 1)]
+        )
+        return closed is not None, counter(taken), counter(back), counter(gone)
+
+    def _await_seal(
+        self, round_no: int, ticket: int, deadline: float, spare: bool, before: keys.Seal | None
+    ) -> keys.Seal:
         settings = self._settings
         seal_key = keys.seal(round_no)
+        # Only designated sealers run the last-call timer and wake every
+        # check_interval; the rest check now and then for closed/takeover.
+        designated = ticket in (1, settings.min_nodes, settings.max_nodes)
+        interval = settings.check_interval * (1 if designated else FOLLOWER_SLOWDOWN)
         quorum_since = time.monotonic() if ticket >= settings.min_nodes else None
+        sealable_since: float | None = None
         if quorum_since is not None:
-            allowed, back = self._gate(round_no)
-            if back or (allowed and ticket == settings.max_nodes):
+            _closed, _taken, back, gone = self._progress(round_no)
+            allowed, complete = self._gate(before, back, gone)
+            if complete or (allowed and ticket == settings.max_nodes):
                 self.try_seal(round_no, ticket)
         while True:
             now = time.monotonic()
-            timeout = settings.check_interval
-            if quorum_since is not None:
+            timeout = interval
+            if designated and quorum_since is not None:
                 timeout = min(timeout, max(quorum_since + settings.last_call_timeout - now, 0.05))
             if not spare:
                 timeout = min(timeout, deadline - now)
@@ -163,7 +204,8 @@ class RoundJoiner:
                 seal = self.read_seal(round_no)
                 if seal is not None:
                     return seal
-            if self._store.read(keys.CLOSED) is not None:
+            closed, taken, back, gone = self._progress(round_no)
+            if closed:
                 if spare:
                     raise RendezvousGracefulExitError(f"rdzv run '{settings.run_id}' is closed; spare node exits")
                 raise RendezvousClosedError(f"rdzv run '{settings.run_id}' is closed")
@@ -173,12 +215,16 @@ class RoundJoiner:
                     f"rdzv run '{settings.run_id}': round {round_no} did not complete within "
                     f"join_timeout={settings.join_timeout:g} s (min_nodes={settings.min_nodes})"
                 )
-            taken = counter(self._store.read_many([keys.ticket(round_no)])[0])
             if taken < settings.min_nodes:
+                sealable_since = None
                 continue
             if quorum_since is None:
                 quorum_since = now
-            last_call_allowed, previous_back = self._gate(round_no)
+            last_call_allowed, previous_back = self._gate(before, back, gone)
             last_call_over = now - quorum_since >= settings.last_call_timeout
-            if previous_back or (last_call_allowed and (last_call_over or taken >= settings.max_nodes)):
+            if not (previous_back or (last_call_allowed and (last_call_over or taken >= settings.max_nodes))):
+                sealable_since = None
+                continue
+            sealable_since = now if sealable_since is None else sealable_since
+            if designated or now - sealable_since >= SEAL_TAKEOVER:
                 self.try_seal(round_no, taken)
