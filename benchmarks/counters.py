@@ -1,4 +1,4 @@
-"""Thread-safe counters of what a rendezvous does to its store.
+"""Counters of what a rendezvous does to its store.
 
 One :class:`StoreCounters` instrument is shared by every agent of one run.
 Both sides of every comparison feed it at the same level — the store
@@ -11,7 +11,7 @@ framing are not counted).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 #: The operation kinds that get their own counter.
 OP_KINDS = ("read", "cas", "write", "add", "wait", "other")
@@ -51,26 +51,44 @@ class Snapshot:
 _KIND_FIELD = {"read": "reads", "cas": "cas", "write": "writes", "add": "adds", "wait": "waits", "other": "other"}
 
 
-@dataclass
 class StoreCounters:
-    """Counters one run's agents add to concurrently."""
+    """Counters one run's agents add to concurrently.
 
-    _current: Snapshot = field(default_factory=Snapshot)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    Each thread counts into a :class:`Snapshot` of its own (no lock on the
+    hot path: with hundreds of agent threads a shared lock becomes a convoy
+    that stalls the very calls being measured); :meth:`snapshot` sums them.
+    """
+
+    def __init__(self) -> None:
+        self._mine = threading.local()
+        self._all: list[Snapshot] = []
+        self._lock = threading.Lock()  # only for registering a thread's counters
+
+    def _own(self) -> Snapshot:
+        try:
+            return self._mine.counts  # type: ignore[no-any-return]
+        except AttributeError:
+            counts = self._mine.counts = Snapshot()
+            with self._lock:
+                self._all.append(counts)
+            return counts
 
     def op(self, kind: str, sent: int = 0, received: int = 0, lost: bool = False) -> None:
         """Record one store call of ``kind`` that moved ``sent``/``received`` bytes."""
+        cur = self._own()
+        cur.ops += 1
         name = _KIND_FIELD[kind]
-        with self._lock:
-            cur = self._current
-            cur.ops += 1
-            setattr(cur, name, getattr(cur, name) + 1)
-            cur.bytes_sent += sent
-            cur.bytes_received += received
-            if lost:
-                cur.cas_lost += 1
+        setattr(cur, name, getattr(cur, name) + 1)
+        cur.bytes_sent += sent
+        cur.bytes_received += received
+        if lost:
+            cur.cas_lost += 1
 
     def snapshot(self) -> Snapshot:
-        """A copy of the counters now."""
+        """The sum over all threads now (a call in flight may land in the next one)."""
         with self._lock:
-            return Snapshot(**self._current.as_dict())
+            parts = list(self._all)
+        total = Snapshot()
+        for part in parts:
+            total = total + Snapshot(**part.as_dict())
+        return total
