@@ -79,6 +79,30 @@ def test_rdzv_handlers_give_the_replacement_the_new_master_address(harness: Adap
     assert len(addresses) == 1
 
 
+def test_the_seal_carries_rank_zeros_agent_store_endpoint(harness: AdapterHarness) -> None:
+    """The holder of ticket 1 announces its agent store; the sealer copies it
+    into the seal, so the other members need no MASTER_ADDR/PORT reads; rank
+    0 still publishes torch's keys for anything that reads them."""
+    handlers = make_handlers(harness, 3, 3, 3, protocol="scalable")
+    infos = run_in_threads(handlers, lambda h: h.next_rendezvous())
+    rank0 = next(h for h, info in zip(handlers, infos) if info.rank == 0)
+    seal = rank0._joiner.read_seal(0)  # noqa: SLF001
+    assert seal is not None and seal.master is not None
+    assert seal.master[1] == rank0._agent_store_server.port  # noqa: SLF001
+    for info in infos:
+        assert (info.bootstrap_store_info.master_addr, info.bootstrap_store_info.master_port) == seal.master
+        assert info.store.get("MASTER_PORT") == str(seal.master[1]).encode()
+
+
+@pytest.mark.parametrize("master", [None, ("10.0.0.7", 29511), ("::1", 1)])
+@pytest.mark.parametrize("tickets", [(1, 2, 3), (2, 5, 9)])
+def test_seal_encoding_round_trips(tickets: tuple[int, ...], master: tuple[str, int] | None) -> None:
+    from rdzv_core.protocol.keys import Seal
+
+    seal = Seal(4, tickets, master)
+    assert Seal.decode(seal.encode()) == seal
+
+
 # -- randomized rounds -------------------------------------------------------------
 
 FAST = {"keep_alive_interval": 0.25, "keep_alive_max_attempt": 4, "last_call_timeout": 0.3, "join_timeout": 15}

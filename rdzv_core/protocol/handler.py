@@ -36,7 +36,8 @@ from rdzv_core.config import ConfReader
 from rdzv_core.guarded import GuardedStore
 from rdzv_core.protocol import keys
 from rdzv_core.protocol.heartbeat import Heartbeat, Membership, record_death
-from rdzv_core.protocol.rounds import RoundJoiner, RoundSettings, counter
+from rdzv_core.protocol.keys import counter
+from rdzv_core.protocol.rounds import RoundJoiner, RoundSettings
 
 #: How long ``num_nodes_waiting`` serves a cached answer (torch caches its state for 1 s too).
 WAITING_CACHE_SECONDS = 1.0
@@ -181,22 +182,29 @@ class ScalableRendezvousHandler(RendezvousHandler):
     def num_nodes_waiting(self) -> int:
         """Nodes waiting for the next round plus dead members of ours.
 
-        One read of three small keys, cached for a second: idle traffic per
-        node does not grow with the number of nodes.
+        Served from the heartbeat thread's last read when it is fresh (it
+        reads the same three small counters every tick anyway); otherwise one
+        read, cached for a second: idle traffic per node does not grow with
+        the number of nodes.
         """
         member = self._member
         if member is None:
             return 0
-        cached = self._waiting_cache
-        if cached is not None and time.monotonic() - cached[0] < WAITING_CACHE_SECONDS:
-            return cached[1]
-        nxt = member.round_no + 1
-        taken, back, gone = (
-            counter(v) for v in self._store.read_many([keys.ticket(nxt), keys.returning(nxt), keys.dead(member.round_no)])
-        )
+        now = time.monotonic()
+        heartbeat = self._heartbeat
+        seen = heartbeat.observed if heartbeat is not None and heartbeat.member == member else None
+        if seen is not None and now - seen.at < WAITING_CACHE_SECONDS + self._settings.rounds.check_interval:
+            taken, back, gone = seen.taken, seen.back, seen.gone
+        elif self._waiting_cache is not None and now - self._waiting_cache[0] < WAITING_CACHE_SECONDS:
+            return self._waiting_cache[1]
+        else:
+            nxt = member.round_no + 1
+            taken, back, gone = (
+                counter(v) for v in self._store.read_many([keys.ticket(nxt), keys.returning(nxt), keys.dead(member.round_no)])
+            )
         spares = taken - back if member.world_size < self._settings.rounds.max_nodes else 0
         waiting = max(spares, 0) + gone
-        self._waiting_cache = (time.monotonic(), waiting)
+        self._waiting_cache = (now, waiting)
         return waiting
 
     # -- closing and leaving ----------------------------------------------------------

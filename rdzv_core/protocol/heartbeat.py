@@ -8,6 +8,10 @@ measured by the watcher's own monotonic clock -- which is how liveness works
 on stores without native TTLs (c10d), without comparing clocks across hosts.
 A death is recorded exactly once (a marker created by CAS, then a counter
 ``add``), so survivors count dead members with one small read.
+
+The watcher's read also fetches what ``num_nodes_waiting`` needs (tickets
+and returners of the next round, dead members of this one): one small read
+per node per tick is the whole idle load besides the beats.
 """
 
 from __future__ import annotations
@@ -44,6 +48,16 @@ def record_death(store: GuardedStore, round_no: int, rank: int) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Observation:
+    """What the heartbeat thread last saw of the next round (for ``num_nodes_waiting``)."""
+
+    at: float  # time.monotonic() of the read
+    taken: int  # tickets taken in the next round
+    back: int  # members of this round already in the next one
+    gone: int  # members of this round known dead
+
+
 class Heartbeat:
     """Background thread: beat for one membership and watch the successor."""
 
@@ -59,6 +73,8 @@ class Heartbeat:
         self._watched = (member.rank + 1) % member.world_size
         self._last_value: bytes | None = None
         self._last_change = time.monotonic()
+        #: The latest :class:`Observation` (``None`` before the first tick).
+        self.observed: Observation | None = None
 
     def start(self) -> Heartbeat:
         """Write the first beat synchronously, then keep beating in the background."""
@@ -84,17 +100,27 @@ class Heartbeat:
                 if time.monotonic() >= next_beat:
                     self._beat()
                     next_beat = time.monotonic() + self._interval
-                self._watch()
+                self._observe()
             except Exception as exc:  # noqa: BLE001 - a heartbeat must outlive store hiccups
                 log.warning("rdzv heartbeat of round %s: %s", self.member.round_no, exc)
 
-    def _watch(self) -> None:
+    def _observe(self) -> None:
+        """One read: the watched successor's beat and the next round's counters."""
         member = self.member
-        if member.world_size < 2 or self._watched == member.rank:
-            return
-        found = self._store.read(keys.alive(member.round_no, self._watched))
-        value = None if found is None else found.value
+        nxt = member.round_no + 1
+        wanted = [keys.ticket(nxt), keys.returning(nxt), keys.dead(member.round_no)]
+        watching = member.world_size >= 2 and self._watched != member.rank
+        if watching:
+            wanted.append(keys.alive(member.round_no, self._watched))
+        values = self._store.read_many(wanted)
         now = time.monotonic()
+        self.observed = Observation(now, *(keys.counter(v) for v in values[:3]))
+        if watching:
+            self._judge(values[3], now)
+
+    def _judge(self, value: bytes | None, now: float) -> None:
+        """Decide whether the watched successor is dead, given its beat now."""
+        member = self.member
         if value is not None and value != self._last_value:
             self._last_value, self._last_change = value, now
             return

@@ -23,6 +23,11 @@ ROUND = PREFIX + "round"
 CLOSED = PREFIX + "closed"
 
 
+def counter(value: bytes | None) -> int:
+    """A counter value (missing = 0)."""
+    return 0 if value is None else int(value)
+
+
 def round_key(round_no: int, name: str) -> str:
     """The key ``name`` of round ``round_no``."""
     return f"{PREFIX}r/{round_no}/{name}"

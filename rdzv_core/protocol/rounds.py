@@ -36,6 +36,7 @@ from torch.distributed.elastic.rendezvous import (
 from rdzv_core.codec import FrameCodec, FrameError, new_nonce
 from rdzv_core.guarded import GuardedStore
 from rdzv_core.protocol import keys
+from rdzv_core.protocol.keys import counter
 from rdzv_core.protocol.heartbeat import Membership
 
 #: How long a sealer waits for slots whose tickets were taken but not yet written.
@@ -57,11 +58,6 @@ class RoundSettings:
     join_timeout: float
     last_call_timeout: float
     check_interval: float = 1.0
-
-
-def counter(value: bytes | None) -> int:
-    """A counter value (missing = 0)."""
-    return 0 if value is None else int(value)
 
 
 class RoundJoiner:
@@ -114,15 +110,15 @@ class RoundJoiner:
         self._store.write(keys.ROUND, str(round_no + 1).encode())
         return True
 
-    def _master_of(self, round_no: int, ticket: int) -> str | None:
+    def _master_of(self, round_no: int, ticket: int) -> tuple[str, int] | None:
         """The agent-store endpoint the holder of ``ticket`` announced in its slot
         (the future rank 0 announces it when it holds ticket 1), if any."""
         found = self._store.read(keys.slot(round_no, ticket))
         try:
-            master = json.loads(found.value).get("master") if found is not None else None
-        except (ValueError, AttributeError):
+            addr, port = json.loads(found.value)["master"] if found is not None else (None, None)
+            return (addr, int(port)) if isinstance(addr, str) else None
+        except (ValueError, KeyError, TypeError):
             return None
-        return master if isinstance(master, str) else None
 
     # -- joining ----------------------------------------------------------------
 
