@@ -102,6 +102,14 @@ NOTES = """\
   cores with the store server, so a protocol that makes N agents do O(N)
   work each shows up as O(N²) CPU here; on real clusters that work is spread
   over N hosts. The processes mode relieves the GIL, not the two cores.
+* **Hundreds of threads in one interpreter.** From a few hundred agent
+  threads on, the interpreter's GIL hand-off itself becomes the cost: every
+  thread waiting for the GIL wakes every 5 ms (`sys.getswitchinterval()`),
+  so a burst of N agents waking at once (the seal of a round) turns into
+  N×200 futex wake-ups per second, and the same run can take 3 s or 15 s.
+  Threads-mode figures at N ≥ 512 measure that as much as the store or the
+  protocol; the processes mode (at most 64 agents per interpreter) is the
+  closer model of a cluster, where every agent has its own process.
 * **TCPStore connects.** On this kind of machine a TCPStore client connect
   on loopback now and then stalls for 5 s (a few per cent of connects made
   one after another, most of a parallel burst; torch 2.13, libuv and legacy
