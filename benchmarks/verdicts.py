@@ -53,7 +53,7 @@ def overhead(rows: Sequence[OverheadRow]) -> list[Verdict]:
         if worst.ratio <= OVERHEAD_TARGET:
             out.append(Verdict(name, "met", f"worst {fmt_ratio(worst.ratio)} ({worst.op}, {worst.payload})"))
             continue
-        added = [r.ours_median_us - r.raw_median_us for r in group]
+        added = [max(0.0, r.ours_median_us - r.raw_median_us) for r in group]  # a slower raw call adds nothing
         adapter_part = max(ratio(r.adapter_median_us, r.raw_median_us) for r in group)
         why = (f"worst {fmt_ratio(worst.ratio)} ({worst.op}, {worst.payload}): the core adds "
                f"{min(added):.0f}–{max(added):.0f} µs per call (frame encode/decode with CRC32, a fresh nonce, the "
@@ -183,7 +183,9 @@ def rerdzv(cells: Sequence[RerdzvCell], live: Liveness) -> list[Verdict]:
         if "scalable" not in cell.label:
             continue
         name = f"{cell.label} re-rendezvous at N={cell.n} ≤ heartbeat TTL + 1 s ({live.ttl + 1} s)"
-        if cell.status != "ok":
+        if cell.status == "timeout":
+            out.append(Verdict(name, "missed", "timeout"))
+        elif cell.status != "ok":
             out.append(Verdict(name, "not measured", cell.status))
         else:
             out.append(Verdict(name, "met" if cell.seconds <= live.ttl + 1 else "missed", f"{cell.seconds:.2f} s"))
