@@ -4,7 +4,8 @@ test must see what the adapter wrote, independently of the adapter."""
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Any, Iterator
@@ -167,20 +168,37 @@ def test_wait_notices_a_delete(plain_harness: AdapterHarness) -> None:
     assert not adapter.wait(["a"], 0.3)
 
 
+_FORK_SCRIPT = """
+import os, sys
+from rdzv_core.testing import AdapterHarness
+from rdzv_etcd.adapter import EtcdStateStore
+
+harness = AdapterHarness(EtcdStateStore, endpoint=sys.argv[1], conf={"read_timeout": 5, "connect_timeout": 2})
+adapter = harness.adapter(sys.argv[2])
+adapter.write("parent", b"1")
+pid = os.fork()
+if pid == 0:  # the child: drop the inherited channel, reconnect lazily
+    code = 1
+    try:
+        adapter.after_fork()
+        adapter.write("child", b"2")
+        code = 0 if adapter.read("parent").value == b"1" and adapter.add("n", 5) == 5 else 3
+    finally:
+        os._exit(code)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status) or (0 if adapter.read("child").value == b"2" else 4))
+"""
+
+
 def test_use_after_fork(plain_harness: AdapterHarness) -> None:
-    adapter = plain_harness.adapter(plain_harness.new_run_id())
-    adapter.write("parent", b"1")
-    pid = os.fork()
-    if pid == 0:  # the child: drop the inherited channel, reconnect lazily
-        code = 1
-        try:
-            adapter.after_fork()
-            adapter.write("child", b"2")
-            code = 0 if adapter.read("parent").value == b"1" and adapter.add("n", 5) == 5 else 3
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    # In a fresh interpreter, as in a user's process: rdzv_etcd turns on gRPC's
+    # fork support before grpc is first imported (in a pytest worker that has
+    # run other tests, grpc may already be loaded without it).
+    run = plain_harness.new_run_id()
+    proc = subprocess.run([sys.executable, "-c", _FORK_SCRIPT, plain_harness.endpoint, run],  # noqa: S603
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    adapter = plain_harness.adapter(run)
     assert adapter.read("child").value == b"2" and adapter.add("n", 1) == 6
 
 
