@@ -24,12 +24,11 @@ Rules every adapter follows (the conformance suite checks them):
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-from rdzv_core.retry import Backoff
+from rdzv_core.retry import poll_until
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch.distributed as dist
@@ -165,15 +164,7 @@ class StateStore(ABC):
         backoff (5 ms doubling to 200 ms); adapters with watch/notify override
         it so that waiters wake as soon as the key is written.
         """
-        deadline = time.monotonic() + timeout
-        backoff = Backoff(initial=0.005, maximum=0.2)
-        while True:
-            if all(value is not None for value in self.read_many(keys)):
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            time.sleep(min(backoff.next_delay(), remaining))
+        return poll_until(lambda: all(value is not None for value in self.read_many(keys)), timeout)
 
     def native_store(self) -> dist.Store | None:
         """Return the store's own ``torch.distributed.Store``, if it has one.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 
 class Backoff:
@@ -70,3 +71,21 @@ class Deadline:
         """
         time.sleep(min(delay, self.remaining()))
         return not self.expired()
+
+
+def poll_until(ready: Callable[[], bool], timeout: float, check_first: bool = True) -> bool:
+    """Call ``ready()`` until it returns ``True`` (then ``True``) or ``timeout``
+    seconds pass (then ``False``), sleeping 5 ms doubling to 200 ms (with
+    jitter) in between. ``check_first=False``: the caller has just checked,
+    so sleep before the first call."""
+    end = time.monotonic() + timeout
+    backoff = Backoff(initial=0.005, maximum=0.2)
+    if check_first and ready():
+        return True
+    while True:
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(backoff.next_delay(), remaining))
+        if ready():
+            return True

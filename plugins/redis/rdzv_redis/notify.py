@@ -31,7 +31,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from rdzv_core.retry import Backoff
+from rdzv_core.retry import poll_until
 
 from rdzv_redis.errors import is_transient
 
@@ -79,7 +79,7 @@ class KeyWaiter:
         if ready():
             return True
         if pubsub is None:
-            return self._poll(ready, deadline)
+            return poll_until(ready, deadline - time.monotonic(), check_first=False)
         wanted = set(channels)
         try:
             while True:
@@ -95,7 +95,7 @@ class KeyWaiter:
                     return True
         except Exception as exc:  # noqa: BLE001 - the connection broke: poll for the rest
             self._drop(exc)
-            return self._poll(ready, deadline)
+            return poll_until(ready, deadline - time.monotonic(), check_first=False)
 
     def _subscribed(self, channels: Sequence[str], deadline: float) -> Any:
         """This thread's Pub/Sub connection, subscribed to exactly ``channels``
@@ -136,16 +136,6 @@ class KeyWaiter:
         if not is_transient(exc) and self._failure is None:
             self._failure = exc
             logger.warning("rdzv-redis: cannot use Pub/Sub (%s); waits fall back to polling", exc)
-
-    def _poll(self, ready: Callable[[], bool], deadline: float) -> bool:
-        backoff = Backoff(initial=0.005, maximum=0.2)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            time.sleep(min(backoff.next_delay(), remaining))
-            if ready():
-                return True
 
     def close(self) -> None:
         """Close every thread's Pub/Sub connection. Idempotent."""
