@@ -198,10 +198,7 @@ class ScalableRendezvousHandler(RendezvousHandler):
         elif self._waiting_cache is not None and now - self._waiting_cache[0] < WAITING_CACHE_SECONDS:
             return self._waiting_cache[1]
         else:
-            nxt = member.round_no + 1
-            taken, back, gone = (
-                counter(v) for v in self._store.read_many([keys.ticket(nxt), keys.returning(nxt), keys.dead(member.round_no)])
-            )
+            taken, back, gone = (counter(v) for v in self._store.read_many(keys.waiting_counters(member.round_no)))
         spares = taken - back if member.world_size < self._settings.rounds.max_nodes else 0
         waiting = max(spares, 0) + gone
         self._waiting_cache = (now, waiting)

@@ -107,8 +107,7 @@ class Heartbeat:
     def _observe(self) -> None:
         """One read: the watched successor's beat and the next round's counters."""
         member = self.member
-        nxt = member.round_no + 1
-        wanted = [keys.ticket(nxt), keys.returning(nxt), keys.dead(member.round_no)]
+        wanted = keys.waiting_counters(member.round_no)
         watching = member.world_size >= 2 and self._watched != member.rank
         if watching:
             wanted.append(keys.alive(member.round_no, self._watched))

@@ -68,6 +68,12 @@ def alive(round_no: int, rank: int) -> str:
     return round_key(round_no, f"alive/{rank}")
 
 
+def waiting_counters(round_no: int) -> list[str]:
+    """What ``num_nodes_waiting`` of a member of ``round_no`` reads: tickets and
+    returners of the next round, dead members of this one."""
+    return [ticket(round_no + 1), returning(round_no + 1), dead(round_no)]
+
+
 @dataclass(frozen=True)
 class Seal:
     """A completed round: tickets in rank order."""

@@ -21,8 +21,8 @@ wake-ups only drive the timers above and notice ``closed``.
 
 from __future__ import annotations
 
-import time
 import json
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -36,8 +36,8 @@ from torch.distributed.elastic.rendezvous import (
 from rdzv_core.codec import FrameCodec, FrameError, new_nonce
 from rdzv_core.guarded import GuardedStore
 from rdzv_core.protocol import keys
-from rdzv_core.protocol.keys import counter
 from rdzv_core.protocol.heartbeat import Membership
+from rdzv_core.protocol.keys import counter
 
 #: How long a sealer waits for slots whose tickets were taken but not yet written.
 SLOT_GRACE = 2.0
