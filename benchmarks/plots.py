@@ -29,6 +29,14 @@ def _save(fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
     return path
 
 
+def _log_axes(ax, xlabel: str) -> None:  # type: ignore[no-untyped-def]
+    """Log-log axes over a count of agents/nodes (powers of two), with a grid."""
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.grid(True, which="both", alpha=0.3)
+
+
 def scale_plot(cells: Sequence[ScaleCell], path: Path, mode: str) -> Path:
     """Wall time and bytes per agent vs N, one line per backend; timeouts as ×."""
     plt = _pyplot()
@@ -45,10 +53,7 @@ def scale_plot(cells: Sequence[ScaleCell], path: Path, mode: str) -> Path:
         right.plot([c.n for c in counted], [c.counts.bytes_moved / c.n / 1024 for c in counted],  # type: ignore[union-attr]
                    marker="o", label=label, color=line.get_color())
     for ax in (left, right):
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("agents N")
-        ax.grid(True, which="both", alpha=0.3)
+        _log_axes(ax, "agents N")
     left.set_ylabel("seconds until all ranks assigned (× = timeout)")
     left.set_title(f"Rendezvous wall time ({mode})")
     right.set_ylabel("KiB moved per agent")
@@ -64,12 +69,9 @@ def idle_plot(cells: Sequence[IdleCell], path: Path) -> Path:
     for label in dict.fromkeys(c.label for c in cells):
         ok = [c for c in cells if c.label == label and c.status == "ok"]
         ax.plot([c.n for c in ok], [per_node_bytes(c) for c in ok], marker="o", label=label)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("agents N")
+    _log_axes(ax, "agents N")
     ax.set_ylabel("payload bytes/s per node")
     ax.set_title("Idle load per node")
-    ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -102,11 +104,8 @@ def state_plot(rows: Sequence[SizeRow], path: Path) -> Path:
     ax.plot(ns, [r.rdzv_frame for r in rows], marker="o", label="rdzv frame (pickle + zlib)")
     ax.plot(ns, [r.torch_write_wire for r in rows], linestyle="--", label="torch heartbeat write on the wire")
     ax.plot(ns, [r.rdzv_kv_write_wire for r in rows], linestyle="--", label="rdzv Redis/etcd write on the wire")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("nodes N")
+    _log_axes(ax, "nodes N")
     ax.set_ylabel("bytes")
     ax.set_title("Rendezvous state per write")
-    ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
