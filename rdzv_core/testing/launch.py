@@ -137,13 +137,27 @@ def wait_for_reports(agent: Agent, count: int, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def wait_for_text(agent: Agent, pattern: str, timeout: float) -> None:
-    """Wait until the regular expression ``pattern`` matches the agent's output."""
+def wait_for_text(agent: Agent, pattern: str, timeout: float, since: str | None = None) -> None:
+    """Wait until the regular expression ``pattern`` matches the agent's output.
+
+    With ``since`` (a regular expression), only output after the first match
+    of ``since`` counts: e.g. a round's line printed after an earlier round's,
+    whatever restart count torch gave the later round (an agent that sees a
+    node waiting restarts its workers without counting a restart).
+    """
     deadline = time.monotonic() + timeout
-    while not re.search(pattern, agent.output()):
+    while not re.search(pattern, _output_since(agent.output(), since)):
         if agent.process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"expected {pattern!r}; agent output:\n{agent.output()[-4000:]}")
+            raise AssertionError(f"expected {pattern!r} after {since!r}; agent output:\n{agent.output()[-4000:]}")
         time.sleep(0.2)
+
+
+def _output_since(output: str, since: str | None) -> str:
+    """``output`` after the first match of ``since`` ('' before it matches)."""
+    if since is None:
+        return output
+    found = re.search(since, output)
+    return output[found.end():] if found else ""
 
 
 def long_job(stop_file: Path, max_seconds: float = 300) -> list[str]:

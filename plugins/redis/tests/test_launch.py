@@ -103,13 +103,16 @@ def test_elastic_three_agents_rank0_node_killed_the_other_two_finish(tmp_path: P
             time.sleep(0.2)
         first.kill()
         survivors = [a for a in agents if a is not first]
-        # A 4-worker round holds both survivors.
-        wait_for_text(survivors[0], r"RDZV-STEP rank=\d+ world_size=4 restart=[1-9]", 120)
+        # A 4-worker round holds both survivors. Its restart count may be 0:
+        # an agent whose workers still look healthy when it sees the other
+        # survivor waiting restarts them without counting a restart.
+        wait_for_text(survivors[0], r"RDZV-STEP rank=\d+ world_size=4", 120, since=r"world_size=6")
         stop_job(stop_file)
         for agent in survivors:
             assert agent.wait(240) == 0, agent.output()[-4000:]
     finally:
         stop_all(agents)
-    final = [r for a in survivors for r in a.reports() if r["restart"] >= 1]
+    # Workers report only when the job stops: the reports are the last round's.
+    final = [r for a in survivors for r in a.reports()]
     assert sorted(r["rank"] for r in final) == [0, 1, 2, 3], final
     assert all(r["world_size"] == 4 and r["sum"] == r["expected_sum"] for r in final), final
