@@ -12,17 +12,20 @@ A death is recorded exactly once (a marker created by CAS, then a counter
 The watcher's read also fetches what ``num_nodes_waiting`` needs (tickets
 and returners of the next round, dead members of this one): one small read
 per node per tick is the whole idle load besides the beats.
+
+Beats and watches run on the process's shared scheduler
+(:mod:`rdzv_core.protocol.scheduler`), not on a thread per handler.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 
 from rdzv_core.guarded import GuardedStore
 from rdzv_core.protocol import keys
+from rdzv_core.protocol.scheduler import Scheduler, TaskHandle, shared_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +62,28 @@ class Observation:
 
 
 class Heartbeat:
-    """Background thread: beat for one membership and watch the successor."""
+    """Beats for one membership and watches the successor, as a task of the
+    process's shared :class:`~rdzv_core.protocol.scheduler.Scheduler`."""
 
-    def __init__(self, store: GuardedStore, member: Membership, interval: float, ttl: float, tick: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: GuardedStore,
+        member: Membership,
+        interval: float,
+        ttl: float,
+        tick: float = 1.0,
+        scheduler: Scheduler | None = None,
+    ) -> None:
         self._store = store
         self.member = member
         self._interval = interval
         self._ttl = ttl
-        self._tick = min(tick, interval)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"rdzv-heartbeat-r{member.round_no}", daemon=True)
+        self._tick_seconds = min(tick, interval)
+        self._scheduler = scheduler
+        self._task: TaskHandle | None = None
         self._seq = 0
+        self._next_beat = 0.0  # the first beat is due at once
+        self._ticked = False  # watching starts one tick after the first beat
         self._watched = (member.rank + 1) % member.world_size
         self._last_value: bytes | None = None
         self._last_change = time.monotonic()
@@ -77,32 +91,37 @@ class Heartbeat:
         self.observed: Observation | None = None
 
     def start(self) -> Heartbeat:
-        """Write the first beat synchronously, then keep beating in the background."""
-        self._beat()
-        self._thread.start()
+        """Beat at once, then beat every ``interval`` and watch every ``tick``
+        seconds, in the background. Returns without waiting for the store:
+        a successor's watcher allows a whole TTL for the first beat."""
+        scheduler = self._scheduler or shared_scheduler()
+        self._task = scheduler.schedule(self._tick)
         return self
 
     def stop(self) -> None:
-        """Stop beating (the key then lapses after its TTL)."""
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=5)
+        """Stop beating (the key then lapses after its TTL); returns once no
+        beat or watch of this heartbeat is in progress."""
+        if self._task is not None:
+            self._task.cancel()
 
     def _beat(self) -> None:
         self._seq += 1
         key = keys.alive(self.member.round_no, self.member.rank)
         self._store.write(key, str(self._seq).encode(), ttl=self._ttl)
 
-    def _run(self) -> None:
-        next_beat = time.monotonic() + self._interval
-        while not self._stop.wait(self._tick):
-            try:
-                if time.monotonic() >= next_beat:
-                    self._beat()
-                    next_beat = time.monotonic() + self._interval
+    def _tick(self) -> float:
+        """One scheduled run: beat when due, watch from the second tick on."""
+        try:
+            now = time.monotonic()
+            if now >= self._next_beat:
+                self._beat()
+                self._next_beat = time.monotonic() + self._interval
+            if self._ticked:
                 self._observe()
-            except Exception as exc:  # noqa: BLE001 - a heartbeat must outlive store hiccups
-                log.warning("rdzv heartbeat of round %s: %s", self.member.round_no, exc)
+            self._ticked = True
+        except Exception as exc:  # noqa: BLE001 - a heartbeat must outlive store hiccups
+            log.warning("rdzv heartbeat of round %s: %s", self.member.round_no, exc)
+        return self._tick_seconds
 
     def _observe(self) -> None:
         """One read: the watched successor's beat and the next round's counters."""
