@@ -53,7 +53,7 @@ class RedisStateStore(StateStore):
         self._cas_script = client.register_script(scripts.CAS)
         self._write_script = client.register_script(scripts.WRITE)
         self._add_script = client.register_script(scripts.ADD)
-        self._waiter = KeyWaiter(client, settings.connect_timeout)
+        self._waiter = self._new_waiter()
         self._closed = False
         self._lock = threading.Lock()
         self._watch = self._start_watch()
@@ -61,6 +61,9 @@ class RedisStateStore(StateStore):
         self.client_errors = (redis_module.RedisError, RedisAuthError)
         #: What :func:`translate` maps (caught by a plain ``try`` on hot paths).
         self._failures = (redis_module.RedisError, OSError)
+
+    def _new_waiter(self) -> KeyWaiter:
+        return KeyWaiter(self._client, self._settings.connect_timeout, self._ns.channel_of("#idle"))
 
     def _start_watch(self) -> MasterWatch | None:
         if self._sentinel is None or self._settings.sentinel_master is None:
@@ -87,7 +90,9 @@ class RedisStateStore(StateStore):
         except BaseException:
             _close_client(client, sentinel)
             raise
-        return cls(client, settings, sentinel)
+        adapter = cls(client, settings, sentinel)
+        adapter._waiter.warm_up()  # noqa: SLF001 - the first wait finds a connection ready
+        return adapter
 
     @property
     def endpoint(self) -> str:
@@ -123,7 +128,7 @@ class RedisStateStore(StateStore):
     def after_fork(self) -> None:
         """Forget the parent's connections and listener thread (never reuse them)."""
         self._client.connection_pool.reset()
-        self._waiter = KeyWaiter(self._client, self._settings.connect_timeout)
+        self._waiter = self._new_waiter()
         self._lock = threading.Lock()
         self._watch = self._start_watch()
 
@@ -223,10 +228,14 @@ class RedisStateStore(StateStore):
         each message (``timeout <= 0``: one ``EXISTS``). See :mod:`rdzv_redis.notify`."""
         wanted = list(dict.fromkeys(keys))
         full = [self._ns.data(k) for k in wanted]
-        if not full or self._exist(full):
-            return True
-        if timeout <= 0:
-            return False
+        # Several keys (a sealer's slots) are usually there already: check
+        # before subscribing to their channels. One key (a seal) usually is
+        # not: the waiter checks it once, after subscribing.
+        if timeout <= 0 or len(full) != 1:
+            if not full or self._exist(full):
+                return True
+            if timeout <= 0:
+                return False
         channels = [self._ns.channel_of(k) for k in wanted]
         return self._waiter.wait(channels, lambda: self._exist(full), timeout)
 

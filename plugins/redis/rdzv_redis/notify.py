@@ -1,24 +1,30 @@
 """Wake-ups for ``wait`` through per-key Pub/Sub channels (no busy polling).
 
-Every write script ``PUBLISH``es on the channel of the key it wrote
-(:meth:`rdzv_redis.keys.Namespace.channel_of`). A waiting thread subscribes
-its own Pub/Sub connection to the channels of the keys it waits for and
-blocks reading that connection, so a write wakes only the threads waiting
-for that key: a round's seal reaches each of its N waiters once, instead of
-every write of a round reaching every agent (N writes x N subscribers), and
-no background thread or hand-off between threads is involved.
+Every write script ``PUBLISH``es ``w`` on the channel of the key it wrote
+(:meth:`rdzv_redis.keys.Namespace.channel_of`). A waiting thread takes a
+Pub/Sub connection of its own from the adapter's idle list, subscribes it to
+the channels of the keys it waits for and blocks reading it, so a write
+wakes only the threads waiting for that key: a round's seal reaches each of
+its N waiters once, instead of every write of a round reaching every agent
+(N writes x N subscribers), and no background thread or hand-off between
+threads is involved.
 
 Order of a wait: subscribe, wait for the server's acknowledgement, check
 the keys, then read messages. A write that lands after the check is
 published after it and reaches the live subscription: no wake-up is lost.
-A broken connection is dropped and the wait goes on by polling; as a last
-resort against anything else (a writer that bypasses the scripts) waiters
-re-check every :data:`RECHECK_INTERVAL` seconds.
+For a single key the write's own message is the proof that it exists (a
+write publishes only after it landed), so the waiter returns without
+another check; several keys are re-checked with one ``EXISTS``. A broken
+connection is dropped and the wait goes on by polling; as a last resort
+against anything else (a writer that bypasses the scripts) waiters re-check
+every :data:`RECHECK_INTERVAL` seconds.
 
-Each thread keeps its connection between waits, still subscribed to the
-channels of its last wait (subscriptions change by difference, so a loop
-that waits for the same key again costs no extra round trip); messages that
-arrive meanwhile are discarded at the next wait. Pub/Sub works everywhere,
+Connections go back to the idle list after a wait, still subscribed to the
+channels of that wait (subscriptions change by difference, so a loop that
+waits for the same key again costs no extra round trip); messages that
+arrive meanwhile are discarded at the next wait. :meth:`KeyWaiter.warm_up`
+opens the first one when the adapter starts, so the first wait of a
+rendezvous does not pay for a connection set-up. Pub/Sub works everywhere,
 including managed Redis services that refuse ``CONFIG SET
 notify-keyspace-events``.
 """
@@ -51,10 +57,11 @@ def _name(channel: Any) -> str:
 class KeyWaiter:
     """Blocks the calling thread until a check passes, woken by Pub/Sub messages."""
 
-    def __init__(self, client: redis.Redis, subscribe_timeout: float) -> None:
+    def __init__(self, client: redis.Redis, subscribe_timeout: float, idle_channel: str) -> None:
         self._client = client
         self._subscribe_timeout = subscribe_timeout
-        self._local = threading.local()
+        self._idle_channel = idle_channel  # nobody publishes there: what a warmed-up connection listens to
+        self._idle: list[Any] = []
         self._open: weakref.WeakSet[Any] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._closed = False
@@ -65,52 +72,99 @@ class KeyWaiter:
         """The permanent error (e.g. NOPERM on SUBSCRIBE) that made waits poll."""
         return self._failure
 
+    def warm_up(self) -> None:
+        """Open one Pub/Sub connection now (a failure only makes the first wait
+        try again, or poll if it was permanent). The pool's idle connection
+        is held meanwhile, so the Pub/Sub one is new and the next command
+        finds its data connection still open."""
+        pool = self._client.connection_pool
+        held = pool.get_connection()
+        pubsub = self._take()
+        try:
+            if self._subscribed(pubsub, [self._idle_channel], time.monotonic() + self._subscribe_timeout):
+                self._give_back(pubsub)
+            else:
+                _close_quietly(pubsub)
+        except Exception as exc:  # noqa: BLE001 - classified like a wait's failure
+            self._drop(pubsub, exc)
+        finally:
+            pool.release(held)
+
     def wait(self, channels: Sequence[str], ready: Callable[[], bool], timeout: float) -> bool:
         """Return ``True`` as soon as ``ready()`` holds, ``False`` after
         ``timeout`` s; ``ready()`` is re-checked on every message on
-        ``channels`` (and at least every :data:`RECHECK_INTERVAL` s)."""
+        ``channels`` (and at least every :data:`RECHECK_INTERVAL` s). A
+        message on the only channel waited for counts as ``ready()``."""
         deadline = time.monotonic() + timeout
         pubsub = None
         if self._failure is None and not self._closed:
+            pubsub = self._take()
             try:
-                pubsub = self._subscribed(channels, deadline)
+                if not self._subscribed(pubsub, channels, deadline):
+                    _close_quietly(pubsub)
+                    pubsub = None
             except Exception as exc:  # noqa: BLE001 - classified: poll instead of failing the wait
-                self._drop(exc)
+                self._drop(pubsub, exc)
+                pubsub = None
+        if pubsub is None:
+            return poll_until(ready, deadline - time.monotonic())
+        try:
+            done = self._listen(pubsub, channels, ready, deadline)
+        except Exception as exc:  # noqa: BLE001 - the connection broke: poll for the rest
+            self._drop(pubsub, exc)
+            return poll_until(ready, deadline - time.monotonic(), check_first=False)
+        self._give_back(pubsub)
+        return done
+
+    def _listen(self, pubsub: Any, channels: Sequence[str], ready: Callable[[], bool], deadline: float) -> bool:
+        """Check, then read messages until ``ready()`` or ``deadline``."""
         if ready():
             return True
-        if pubsub is None:
-            return poll_until(ready, deadline - time.monotonic(), check_first=False)
         wanted = set(channels)
-        try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                message = pubsub.get_message(timeout=min(remaining, RECHECK_INTERVAL))
-                if message is not None and not (
-                    message.get("type") == "message" and _name(message.get("channel")) in wanted
-                ):
-                    continue
-                if ready():
+        only_one = len(wanted) == 1
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            message = pubsub.get_message(timeout=min(remaining, RECHECK_INTERVAL))
+            if message is None:
+                if ready():  # RECHECK_INTERVAL passed without a message
                     return True
-        except Exception as exc:  # noqa: BLE001 - the connection broke: poll for the rest
-            self._drop(exc)
-            return poll_until(ready, deadline - time.monotonic(), check_first=False)
+                continue
+            if message.get("type") != "message" or _name(message.get("channel")) not in wanted:
+                continue
+            if only_one and message.get("data") in (b"w", "w"):
+                return True  # published by a write script after the write landed
+            if ready():
+                return True
 
-    def _subscribed(self, channels: Sequence[str], deadline: float) -> Any:
-        """This thread's Pub/Sub connection, subscribed to exactly ``channels``
-        (acknowledged), or ``None`` if that did not happen before ``deadline``."""
-        pubsub = getattr(self._local, "pubsub", None)
-        if pubsub is None:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=False)
-            self._local.pubsub = pubsub
-            with self._lock:
-                self._open.add(pubsub)
+    def _take(self) -> Any:
+        """An idle Pub/Sub connection, or a new one."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        pubsub = self._client.pubsub(ignore_subscribe_messages=False)
+        with self._lock:
+            self._open.add(pubsub)
+        return pubsub
+
+    def _give_back(self, pubsub: Any) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.append(pubsub)
+                return
+        _close_quietly(pubsub)
+
+    def _subscribed(self, pubsub: Any, channels: Sequence[str], deadline: float) -> bool:
+        """Subscribe ``pubsub`` to exactly ``channels`` and wait for the
+        acknowledgement; ``False`` if it did not come before ``deadline``."""
         while pubsub.subscribed and pubsub.get_message(timeout=0) is not None:
             pass  # discard what arrived since the last wait
         current = {_name(c) for c in pubsub.channels}
         new = [c for c in dict.fromkeys(channels) if c not in current]
-        stale = [c for c in current if c not in set(channels)]
+        # The idle channel stays: dropping it would only cost a reply that
+        # wakes the waiter for nothing.
+        stale = [c for c in current if c not in set(channels) and c != self._idle_channel]
         if new:
             pubsub.subscribe(*new)
         if stale:
@@ -120,29 +174,27 @@ class KeyWaiter:
         while pending:
             remaining = until - time.monotonic()
             if remaining <= 0:
-                return None
+                return False
             message = pubsub.get_message(timeout=remaining)
             if message is not None and message.get("type") == "subscribe":
                 pending.discard(_name(message.get("channel")))
-        return pubsub
+        return True
 
-    def _drop(self, exc: BaseException) -> None:
-        """Forget this thread's connection after ``exc``; a permanent error
-        (no right to SUBSCRIBE) makes every later wait poll."""
-        pubsub = getattr(self._local, "pubsub", None)
-        self._local.pubsub = None
-        if pubsub is not None:
-            _close_quietly(pubsub)
+    def _drop(self, pubsub: Any, exc: BaseException) -> None:
+        """Close ``pubsub`` after ``exc``; a permanent error (no right to
+        SUBSCRIBE) makes every later wait poll."""
+        _close_quietly(pubsub)
         if not is_transient(exc) and self._failure is None:
             self._failure = exc
             logger.warning("rdzv-redis: cannot use Pub/Sub (%s); waits fall back to polling", exc)
 
     def close(self) -> None:
-        """Close every thread's Pub/Sub connection. Idempotent."""
+        """Close every Pub/Sub connection, idle or in use. Idempotent."""
         with self._lock:
             self._closed = True
             open_now = list(self._open)
             self._open.clear()
+            self._idle.clear()
         for pubsub in open_now:
             _close_quietly(pubsub)
 

@@ -235,3 +235,32 @@ def test_server_binary_override_must_be_executable(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv(BINARY_ENV, str(tmp_path / "missing-redis-server"))
     with pytest.raises(ServerBinaryMissing, match=BINARY_ENV):
         find_redis_server()
+
+
+def test_a_wait_opens_no_connection_and_its_write_wakes_it_with_one_check(redis_binary: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # The adapter opens its first Pub/Sub connection when it starts, beside
+    # the data connection; a single-key wait checks once after subscribing
+    # and takes the write's own message as proof that the key exists.
+    with RedisServer(tmp_path / "srv", []) as server:
+        adapter = AdapterHarness(RedisStateStore, endpoint=server.endpoint, backend_name="redis").adapter("run")
+        admin = server.admin()
+
+        def connections() -> int:
+            return int(admin.info("stats")["total_connections_received"])
+
+        def exists_calls() -> int:
+            return int(admin.info("commandstats").get("cmdstat_exists", {}).get("calls", 0))
+
+        adapter.add("warm", 1)  # the first command: on the connection verify() opened
+        exists_before = exists_calls()  # (admin's own connection is open from here on)
+        connections_before = connections()
+        result: list[bool] = []
+        thread = threading.Thread(target=lambda: result.append(adapter.wait(["seal"], 30.0)))
+        thread.start()
+        time.sleep(0.5)  # subscribed and blocked
+        adapter.write("seal", b"1")
+        thread.join(10)
+        assert result == [True]
+        assert connections() == connections_before, "the wait or the write opened a connection"
+        assert exists_calls() - exists_before == 1, "a single-key wait re-checked after the write's message"
+        adapter.close()
