@@ -72,23 +72,27 @@ class Scheduler:
         return handle
 
     def _push(self, handle: TaskHandle, delay: float) -> None:
+        entry = (time.monotonic() + delay, next(self._order), handle)
         with self._changed:
-            heapq.heappush(self._due, (time.monotonic() + delay, next(self._order), handle))
+            heapq.heappush(self._due, entry)
             if self._timer is None:
                 self._timer = threading.Thread(target=self._run_timer, name="rdzv-heartbeat-timer", daemon=True)
                 self._timer.start()
-            self._changed.notify()
+            if self._due[0] is entry:  # the timer sleeps until a later time: wake it
+                self._changed.notify()
 
     def _run_timer(self) -> None:
         while True:
             with self._changed:
                 while not self._due or self._due[0][0] > time.monotonic():
                     self._changed.wait(self._due[0][0] - time.monotonic() if self._due else None)
-                _, _, handle = heapq.heappop(self._due)
-            if handle.cancelled:
-                continue
+                now, due = time.monotonic(), []
+                while self._due and self._due[0][0] <= now:
+                    due.append(heapq.heappop(self._due)[2])
             try:
-                self._workers.submit(self._run_task, handle)
+                for handle in due:
+                    if not handle.cancelled:
+                        self._workers.submit(self._run_task, handle)
             except RuntimeError:  # the interpreter is shutting down
                 return
 
