@@ -109,7 +109,13 @@ NOTES = """\
   N×200 futex wake-ups per second, and the same run can take 3 s or 15 s.
   Threads-mode figures at N ≥ 512 measure that as much as the store or the
   protocol; the processes mode (at most 64 agents per interpreter) is the
-  closer model of a cluster, where every agent has its own process.
+  closer model of a cluster, where every agent has its own process. rdzv
+  adds no thread per agent: the scalable protocol's heartbeats share one
+  timer and 4 workers per process (a thread per handler took the c10d join
+  at N=1024 from 2 s to 17 s). redis-py costs several GIL hand-offs per
+  command (pool check, send, receive) against TCPStore's one, so Redis
+  suffers most; it is also slower late in a full run than alone (N=1024:
+  about 6 s alone).
 * **TCPStore connects.** On this kind of machine a TCPStore client connect
   on loopback now and then stalls for 5 s (a few per cent of connects made
   one after another, most of a parallel burst; torch 2.13, libuv and legacy
