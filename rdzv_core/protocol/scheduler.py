@@ -56,7 +56,12 @@ class TaskHandle:
 
 
 class Scheduler:
-    """A timer thread plus a few workers, started on first use (daemon threads)."""
+    """A timer thread (daemon) plus a few pool workers, started on first use.
+
+    The workers are ``concurrent.futures`` threads, which the interpreter
+    joins at exit: a beat in progress then finishes (stopped heartbeats never
+    run again) rather than dying half-way through a store call.
+    """
 
     def __init__(self, workers: int = WORKERS) -> None:
         self._due: list[tuple[float, int, TaskHandle]] = []
