@@ -79,16 +79,12 @@ class KeyWaiter:
         finds its data connection still open."""
         pool = self._client.connection_pool
         held = pool.get_connection()
-        pubsub = self._take()
         try:
-            if self._subscribed(pubsub, [self._idle_channel], time.monotonic() + self._subscribe_timeout):
-                self._give_back(pubsub)
-            else:
-                _close_quietly(pubsub)
-        except Exception as exc:  # noqa: BLE001 - classified like a wait's failure
-            self._drop(pubsub, exc)
+            pubsub = self._subscribed_connection([self._idle_channel], time.monotonic() + self._subscribe_timeout)
         finally:
             pool.release(held)
+        if pubsub is not None:
+            self._give_back(pubsub)
 
     def wait(self, channels: Sequence[str], ready: Callable[[], bool], timeout: float) -> bool:
         """Return ``True`` as soon as ``ready()`` holds, ``False`` after
@@ -98,14 +94,7 @@ class KeyWaiter:
         deadline = time.monotonic() + timeout
         pubsub = None
         if self._failure is None and not self._closed:
-            pubsub = self._take()
-            try:
-                if not self._subscribed(pubsub, channels, deadline):
-                    _close_quietly(pubsub)
-                    pubsub = None
-            except Exception as exc:  # noqa: BLE001 - classified: poll instead of failing the wait
-                self._drop(pubsub, exc)
-                pubsub = None
+            pubsub = self._subscribed_connection(channels, deadline)
         if pubsub is None:
             return poll_until(ready, deadline - time.monotonic())
         try:
@@ -137,6 +126,18 @@ class KeyWaiter:
                 return True  # published by a write script after the write landed
             if ready():
                 return True
+
+    def _subscribed_connection(self, channels: Sequence[str], deadline: float) -> Any:
+        """An idle or new Pub/Sub connection subscribed to exactly ``channels``,
+        or ``None`` if that failed (see :meth:`_drop`) or timed out."""
+        pubsub = self._take()
+        try:
+            if self._subscribed(pubsub, channels, deadline):
+                return pubsub
+            _close_quietly(pubsub)
+        except Exception as exc:  # noqa: BLE001 - classified: the caller polls instead of failing
+            self._drop(pubsub, exc)
+        return None
 
     def _take(self) -> Any:
         """An idle Pub/Sub connection, or a new one."""
