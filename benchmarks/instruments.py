@@ -167,6 +167,10 @@ def counting_adapter(base: type, counters: StoreCounters, instances: Any,
         def wait(self, keys: Any, timeout: float) -> bool:
             return measured("wait", lambda: super(Counting, self).wait(keys, timeout), lambda _: (0, 0, False))
 
+        def wait_read(self, key: str, timeout: float) -> Any:
+            return measured("wait", lambda: super(Counting, self).wait_read(key, timeout),
+                            lambda r: (0, 0 if r is None else _size(r), False))
+
     Counting.__name__ = Counting.__qualname__ = f"Counting{base.__name__}"
     return Counting
 

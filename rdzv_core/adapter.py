@@ -65,7 +65,7 @@ class StateStore(ABC):
 
     Subclasses set :attr:`name`, implement the abstract primitives and
     :meth:`from_params`, and may override the optional ones (``wait``,
-    ``read_many``, ``native_store``) where the store does better than the
+    ``wait_read``, ``read_many``, ``native_store``) where the store does better than the
     generic fallbacks written here.
     """
 
@@ -165,6 +165,21 @@ class StateStore(ABC):
         it so that waiters wake as soon as the key is written.
         """
         return poll_until(lambda: all(value is not None for value in self.read_many(keys)), timeout)
+
+    def wait_read(self, key: str, timeout: float) -> bytes | None:
+        """Block until ``key`` exists or ``timeout`` seconds pass; return a
+        value the key held at some moment during the call, or ``None``.
+
+        What a waiter for a write-once key (a round's seal) needs: the value,
+        not only the news that it exists. The fallback is :meth:`wait` then
+        :meth:`read`; adapters whose wake-up already carries the value (a
+        Redis Pub/Sub message, an etcd watch event) return it without that
+        extra round trip.
+        """
+        if not self.wait([key], timeout):
+            return None
+        found = self.read(key)
+        return found.value if found is not None else None
 
     def native_store(self) -> dist.Store | None:
         """Return the store's own ``torch.distributed.Store``, if it has one.

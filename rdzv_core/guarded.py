@@ -210,6 +210,18 @@ class GuardedStore:
             "wait", first, lambda: adapter.wait(keys, max(deadline.remaining(), 0.001)), (), deadline
         )
 
+    def wait_read(self, key: str, timeout: float) -> bytes | None:
+        """Wait up to ``timeout`` s for ``key``; its value, or ``None`` if it
+        did not appear in time. Retried for ``timeout`` plus ``read_timeout``
+        (a wait followed by a read): a failure after the wait ended is
+        retried as a plain check, like a ``read`` would be."""
+        waiting = Deadline(timeout)
+        adapter = self.adapter
+        return self._call(
+            "wait", key, lambda: adapter.wait_read(key, max(waiting.remaining(), 0.001)), (),
+            Deadline(timeout + self.read_timeout),
+        )
+
     def exists(self, keys: Sequence[str]) -> bool:
         """Whether every key in ``keys`` exists: one non-blocking check (retried)."""
         first = keys[0] if keys else None

@@ -9,7 +9,9 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 
 
 class Backoff:
@@ -78,14 +80,23 @@ def poll_until(ready: Callable[[], bool], timeout: float, check_first: bool = Tr
     seconds pass (then ``False``), sleeping 5 ms doubling to 200 ms (with
     jitter) in between. ``check_first=False``: the caller has just checked,
     so sleep before the first call."""
+    return poll_for(lambda: True if ready() else None, timeout, check_first) is not None
+
+
+def poll_for(check: Callable[[], T | None], timeout: float, check_first: bool = True) -> T | None:
+    """Like :func:`poll_until`, for a ``check()`` that returns a result once
+    ready and ``None`` before: the first result, or ``None`` after ``timeout``."""
     end = time.monotonic() + timeout
     backoff = Backoff(initial=0.005, maximum=0.2)
-    if check_first and ready():
-        return True
+    if check_first:
+        result = check()
+        if result is not None:
+            return result
     while True:
         remaining = end - time.monotonic()
         if remaining <= 0:
-            return False
+            return None
         time.sleep(min(backoff.next_delay(), remaining))
-        if ready():
-            return True
+        result = check()
+        if result is not None:
+            return result

@@ -103,6 +103,25 @@ def test_exists_checks_once_without_waiting() -> None:
     assert time.monotonic() - started < 1
 
 
+def test_wait_read_retries_a_failed_read_after_a_short_wait() -> None:
+    # The key is there; the read that follows the (default) wait fails once.
+    # A wait of 10 ms must still get the value: the read has read_timeout.
+    inner = memory()
+    inner.write("seal", b"sealed")
+    faulty = FaultyStore(inner, every=2, operations=("read",))
+    assert faulty.read("seal") is not None  # read #1 passes; #2, the one after the wait, fails
+    guarded = GuardedStore(faulty, "memory", read_timeout=5)
+    assert guarded.wait_read("seal", 0.01) == b"sealed"
+    assert faulty.injected_before == 1
+
+
+def test_wait_read_times_out_with_none() -> None:
+    guarded = GuardedStore(memory(), "memory", read_timeout=5)
+    started = time.monotonic()
+    assert guarded.wait_read("absent", 0.2) is None
+    assert time.monotonic() - started < 2
+
+
 class ForkAware(MemoryStateStore):
     forks = 0
 

@@ -79,10 +79,12 @@ class RoundJoiner:
         if round_no in self._seals:  # a seal never changes once written
             return self._seals[round_no]
         found = self._store.read(keys.seal(round_no))
-        if found is None:
-            return None
+        return None if found is None else self._remember_seal(round_no, found.value)
+
+    def _remember_seal(self, round_no: int, raw: bytes) -> keys.Seal:
+        """Decode (and cache) the seal of ``round_no`` as read from the store."""
         try:
-            seal = keys.Seal.decode(self._codec.decode(found.value).payload)
+            seal = keys.Seal.decode(self._codec.decode(raw).payload)
         except (FrameError, ValueError, KeyError) as exc:
             raise RendezvousStateError(
                 f"rdzv run '{self._settings.run_id}': the seal of round {round_no} under key "
@@ -125,11 +127,15 @@ class RoundJoiner:
     def open_round(self, hint: int) -> int:
         """The round to join: ``hint`` or the newest round opened, if later.
 
-        One read. The round found may have been sealed a moment ago (the
-        sealer bumps ``round`` right after the seal); a joiner then finds
-        itself not admitted and moves on to the next round.
+        One read, which also checks that the run is not closed. The round
+        found may have been sealed a moment ago (the sealer bumps ``round``
+        right after the seal); a joiner then finds itself not admitted and
+        moves on to the next round.
         """
-        return max(hint, counter(self._store.read_many([keys.ROUND])[0]))
+        closed, opened = self._store.read_many([keys.CLOSED, keys.ROUND])
+        if closed is not None:
+            raise RendezvousClosedError(f"rdzv run '{self._settings.run_id}' is closed")
+        return max(hint, counter(opened))
 
     def join(self, previous: Membership | None, deadline: float) -> tuple[Membership, keys.Seal]:
         """Join rounds until admitted; return our membership and the seal."""
@@ -196,10 +202,9 @@ class RoundJoiner:
                 timeout = min(timeout, max(quorum_since + settings.last_call_timeout - now, 0.05))
             if not spare:
                 timeout = min(timeout, deadline - now)
-            if self._store.wait([seal_key], max(timeout, 0.001)):
-                seal = self.read_seal(round_no)
-                if seal is not None:
-                    return seal
+            raw = self._store.wait_read(seal_key, max(timeout, 0.001))
+            if raw is not None:  # the wake-up carries the seal where the store can
+                return self._remember_seal(round_no, raw)
             closed, taken, back, gone = self._progress(round_no)
             if closed:
                 if spare:

@@ -109,6 +109,44 @@ class PrimitiveTests:
             thread.join()
         assert result == [False]
 
+    def test_wait_read_returns_the_value_another_client_writes(self, harness: AdapterHarness) -> None:
+        run = harness.new_run_id()
+        waiter, writer = harness.adapter(run), harness.adapter(run)
+        timer = threading.Timer(0.2, lambda: writer.cas("sealed", None, b"\x00seal\xff" * 3))
+        timer.start()
+        try:
+            assert waiter.wait_read("sealed", 30.0) == b"\x00seal\xff" * 3
+        finally:
+            timer.join()
+        # A waiter of a key that is there already gets it at once, also with no time to wait.
+        assert waiter.wait_read("sealed", 30.0) == b"\x00seal\xff" * 3
+        assert waiter.wait_read("sealed", 0.0) == b"\x00seal\xff" * 3
+
+    def test_wait_read_of_a_counter_and_of_an_empty_value(self, harness: AdapterHarness) -> None:
+        run = harness.new_run_id()
+        waiter, writer = harness.adapter(run), harness.adapter(run)
+        for key, write, expected in (("tickets", lambda: writer.add("tickets", 3), b"3"),
+                                     ("empty", lambda: writer.write("empty", b""), b"")):
+            timer = threading.Timer(0.2, write)
+            timer.start()
+            try:
+                assert waiter.wait_read(key, 30.0) == expected
+            finally:
+                timer.join()
+
+    def test_wait_read_times_out_with_none(self, harness: AdapterHarness) -> None:
+        adapter = harness.adapter(harness.new_run_id())
+        started = time.monotonic()
+        assert adapter.wait_read("never", 0.3) is None
+        assert adapter.wait_read("never", 0.0) is None
+        assert time.monotonic() - started < 10
+        timer = threading.Timer(0.1, lambda: adapter.write("other", b"1"))
+        timer.start()  # a write of another key during the wait does not end it
+        try:
+            assert adapter.wait_read("never", 0.5) is None
+        finally:
+            timer.join()
+
     def test_write_with_ttl_expires_where_supported(self, harness: AdapterHarness) -> None:
         adapter = harness.adapter(harness.new_run_id())
         if not adapter.supports_ttl:

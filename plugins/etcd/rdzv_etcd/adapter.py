@@ -237,12 +237,31 @@ class EtcdStateStore(StateStore):
         if left <= 0:
             return False
         for events in self._client.watch(sorted(set(full)), revision + 1, left):
-            for is_put, key, event_revision in events:
+            for is_put, key, event_revision, _value in events:
                 if key in exists and event_revision >= exists[key][1]:
                     exists[key] = (is_put, event_revision)
             if all(flag for flag, _ in exists.values()):
                 return True
         return False
+
+    def wait_read(self, key: str, timeout: float) -> bytes | None:
+        """See base class: read, then watch; a put event carries the value."""
+        end = time.monotonic() + timeout
+        full = self._keys.key(key)
+        (found,), revision = self._client.get_many([full], budget=min(self._budget, max(timeout, 1.0)))
+        if found is not None:
+            return bytes(found.value)
+        left = end - time.monotonic()
+        if left <= 0:
+            return None
+        for events in self._client.watch([full], revision + 1, left):
+            value: bytes | None = None
+            for is_put, event_key, _revision, event_value in events:
+                if event_key == full:
+                    value = bytes(event_value) if is_put else None  # the batch's last event wins
+            if value is not None:
+                return value
+        return None
 
 
 def _counter(found: KeyValue | None, key: bytes) -> int:

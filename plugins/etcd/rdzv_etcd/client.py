@@ -418,8 +418,9 @@ class EtcdClient:
 
     # -- watch ------------------------------------------------------------------------
 
-    def watch(self, keys: Sequence[bytes], start_revision: int, timeout: float) -> Iterator[list[tuple[bool, bytes, int]]]:
-        """Yield batches of ``(is_put, key, revision)`` events on ``keys`` from ``start_revision``
+    def watch(self, keys: Sequence[bytes], start_revision: int,
+              timeout: float) -> Iterator[list[tuple[bool, bytes, int, bytes]]]:
+        """Yield batches of ``(is_put, key, revision, value)`` events on ``keys`` from ``start_revision``
         on, until ``timeout`` seconds pass (then the iterator just ends). Starting at the revision
         after a read means no change after that read is missed. Raises ``EtcdUnavailable`` when the
         stream breaks or the server cancels it (compaction, lost leader)."""
@@ -437,7 +438,7 @@ class EtcdClient:
                     reason = response.cancel_reason or f"compacted at revision {response.compact_revision}"
                     raise EtcdUnavailable(f"etcd at {member.label}: watch canceled: {reason}", member.label)
                 if response.events:
-                    yield [(e.type == e.PUT, e.kv.key, e.kv.mod_revision) for e in response.events]
+                    yield [(e.type == e.PUT, e.kv.key, e.kv.mod_revision, e.kv.value) for e in response.events]
         except grpc.RpcError as exc:
             # Our deadline, seen by the client or first by the server ("context deadline exceeded").
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED or time.monotonic() >= end - 0.05 or (  # type: ignore[attr-defined]

@@ -237,7 +237,22 @@ class RedisStateStore(StateStore):
             if timeout <= 0:
                 return False
         channels = [self._ns.channel_of(k) for k in wanted]
-        return self._waiter.wait(channels, lambda: self._exist(full), timeout)
+        return self._waiter.wait(channels, lambda: True if self._exist(full) else None, timeout) is not None
+
+    def wait_read(self, key: str, timeout: float) -> bytes | None:
+        """See base class: subscribe, one ``GET``, then the write's own
+        message carries the value (no read after the wake-up)."""
+        full = self._ns.data(key)
+        if timeout <= 0:
+            return self._get(full)
+        return self._waiter.wait([self._ns.channel_of(key)], lambda: self._get(full), timeout)
+
+    def _get(self, full: str) -> bytes | None:
+        try:
+            value = self._client.get(full)
+        except self._failures as exc:
+            self._reraise(exc)
+        return None if value is None else bytes(value)
 
     def _exist(self, full: list[str]) -> bool:
         with translated(self._describe):

@@ -1,7 +1,7 @@
 """Wake-ups for ``wait`` through per-key Pub/Sub channels (no busy polling).
 
-Every write script ``PUBLISH``es ``w`` on the channel of the key it wrote
-(:meth:`rdzv_redis.keys.Namespace.channel_of`). A waiting thread takes a
+Every write script ``PUBLISH``es the value it wrote on the channel of the
+key (:meth:`rdzv_redis.keys.Namespace.channel_of`). A waiting thread takes a
 Pub/Sub connection of its own from the adapter's idle list, subscribes it to
 the channels of the keys it waits for and blocks reading it, so a write
 wakes only the threads waiting for that key: a round's seal reaches each of
@@ -13,11 +13,12 @@ Order of a wait: subscribe, wait for the server's acknowledgement, check
 the keys, then read messages. A write that lands after the check is
 published after it and reaches the live subscription: no wake-up is lost.
 For a single key the write's own message is the proof that it exists (a
-write publishes only after it landed), so the waiter returns without
-another check; several keys are re-checked with one ``EXISTS``. A broken
-connection is dropped and the wait goes on by polling; as a last resort
-against anything else (a writer that bypasses the scripts) waiters re-check
-every :data:`RECHECK_INTERVAL` seconds.
+write publishes only after it landed) and carries the value, so the waiter
+returns without another round trip, value in hand (``wait_read``); several
+keys are re-checked with one ``EXISTS``. A broken connection is dropped and
+the wait goes on by polling; as a last resort against anything else (a
+writer that bypasses the scripts) waiters re-check every
+:data:`RECHECK_INTERVAL` seconds.
 
 Connections go back to the idle list after a wait, still subscribed to the
 channels of that wait (subscriptions change by difference, so a loop that
@@ -35,9 +36,9 @@ import logging
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
-from rdzv_core.retry import poll_until
+from rdzv_core.retry import poll_for
 
 from rdzv_redis.errors import is_transient
 
@@ -45,6 +46,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import redis
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Longest a waiter sleeps without re-checking its keys.
 RECHECK_INTERVAL = 5.0
@@ -89,46 +92,52 @@ class KeyWaiter:
         if pubsub is not None:
             self._give_back(pubsub)
 
-    def wait(self, channels: Sequence[str], ready: Callable[[], bool], timeout: float) -> bool:
-        """Return ``True`` as soon as ``ready()`` holds, ``False`` after
-        ``timeout`` s; ``ready()`` is re-checked on every message on
-        ``channels`` (and at least every :data:`RECHECK_INTERVAL` s). A
-        message on the only channel waited for counts as ``ready()``."""
+    def wait(self, channels: Sequence[str], check: Callable[[], T | None], timeout: float) -> T | bytes | None:
+        """The first result of ``check()`` that is not ``None`` (re-checked on
+        every message on ``channels``, and at least every
+        :data:`RECHECK_INTERVAL` s), or ``None`` after ``timeout`` s. When a
+        single channel is waited for, a message on it ends the wait at once:
+        its data (the value a write script wrote) is returned as the result."""
         deadline = time.monotonic() + timeout
         pubsub = None
         if self._failure is None and not self._closed:
             pubsub = self._subscribed_connection(channels, deadline)
         if pubsub is None:
-            return poll_until(ready, deadline - time.monotonic())
+            return poll_for(check, deadline - time.monotonic())
         try:
-            done = self._listen(pubsub, channels, ready, deadline)
+            result = self._listen(pubsub, channels, check, deadline)
         except Exception as exc:  # noqa: BLE001 - the connection broke: poll for the rest
             self._drop(pubsub, exc)
-            return poll_until(ready, deadline - time.monotonic(), check_first=False)
+            return poll_for(check, deadline - time.monotonic(), check_first=False)
         self._give_back(pubsub)
-        return done
+        return result
 
-    def _listen(self, pubsub: Any, channels: Sequence[str], ready: Callable[[], bool], deadline: float) -> bool:
-        """Check, then read messages until ``ready()`` or ``deadline``."""
-        if ready():
-            return True
+    def _listen(self, pubsub: Any, channels: Sequence[str], check: Callable[[], T | None],
+                deadline: float) -> T | bytes | None:
+        """Check, then read messages until a result or ``deadline``."""
+        result = check()
+        if result is not None:
+            return result
         wanted = set(channels)
         only_one = len(wanted) == 1
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return False
+                return None
             message = pubsub.get_message(timeout=min(remaining, RECHECK_INTERVAL))
             if message is None:
-                if ready():  # RECHECK_INTERVAL passed without a message
-                    return True
+                result = check()  # RECHECK_INTERVAL passed without a message
+                if result is not None:
+                    return result
                 continue
             if message.get("type") != "message" or _name(message.get("channel")) not in wanted:
                 continue
-            if only_one and message.get("data") in (b"w", "w"):
-                return True  # published by a write script after the write landed
-            if ready():
-                return True
+            data = message.get("data")
+            if only_one and isinstance(data, bytes):
+                return data  # published by a write script after the write landed
+            result = check()
+            if result is not None:
+                return result
 
     def _subscribed_connection(self, channels: Sequence[str], deadline: float) -> Any:
         """An idle or new Pub/Sub connection subscribed to exactly ``channels``,

@@ -1,7 +1,8 @@
 """Server-side Lua scripts: every mutation is one atomic round trip.
 
 Each script touches only keys passed in ``KEYS`` (all in the run's hash-tag
-slot) and publishes on the written key's channel, so its waiters wake.
+slot) and publishes the value it wrote on the written key's channel, so
+its waiters wake with the value in hand (see :mod:`rdzv_redis.notify`).
 ``ttl`` arguments are milliseconds; ``0`` means "never expire".
 
 Versions: a value's version counter lives beside it (``...#v:key``) and is
@@ -34,7 +35,7 @@ else
   redis.call('SET', KEYS[1], ARGV[2])
   redis.call('PERSIST', KEYS[2])
 end
-redis.call('PUBLISH', ARGV[4], 'w')
+redis.call('PUBLISH', ARGV[4], ARGV[2])
 return {1, false, v}
 """
 
@@ -49,7 +50,7 @@ else
   redis.call('SET', KEYS[1], ARGV[1])
   redis.call('PERSIST', KEYS[2])
 end
-redis.call('PUBLISH', ARGV[3], 'w')
+redis.call('PUBLISH', ARGV[3], ARGV[1])
 return 1
 """
 
@@ -69,6 +70,6 @@ if ttl > 0 then
   redis.call('PEXPIRE', KEYS[2], ttl)
 end
 redis.call('SET', KEYS[3], total, 'PX', ARGV[4])
-redis.call('PUBLISH', ARGV[3], 'w')
+redis.call('PUBLISH', ARGV[3], total)
 return total
 """

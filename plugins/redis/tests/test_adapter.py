@@ -264,3 +264,32 @@ def test_a_wait_opens_no_connection_and_its_write_wakes_it_with_one_check(redis_
         assert connections() == connections_before, "the wait or the write opened a connection"
         assert exists_calls() - exists_before == 1, "a single-key wait re-checked after the write's message"
         adapter.close()
+
+
+def test_wait_read_takes_the_value_from_the_writes_message(redis_binary: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # The write script publishes the value it wrote: a woken waiter returns
+    # it without reading the key again (one GET, made before the write).
+    with RedisServer(tmp_path / "srv", []) as server:
+        adapter = AdapterHarness(RedisStateStore, endpoint=server.endpoint, backend_name="redis").adapter("run")
+        admin = server.admin()
+
+        def reads() -> int:
+            stats = admin.info("commandstats")
+            return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("get", "mget", "exists"))
+
+        adapter.add("warm", 1)
+        before = reads()
+        result: list[bytes | None] = []
+        thread = threading.Thread(target=lambda: result.append(adapter.wait_read("seal", 30.0)))
+        thread.start()
+        time.sleep(0.5)  # subscribed, checked once and blocked
+        checked = reads() - before
+        adapter.cas("seal", None, b"sealed \x00\xff")
+        thread.join(10)
+        assert result == [b"sealed \x00\xff"]
+        assert checked == 1
+        # The CAS script's own GETs count as calls too: compare with a CAS alone.
+        after_cas = reads()
+        adapter.cas("other", None, b"x")
+        assert reads() - after_cas == after_cas - before - checked, "the woken waiter read the key again"
+        adapter.close()
