@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import torch.distributed as dist
 from torch.distributed.elastic.utils.distributed import get_free_port
 from torch.distributed.elastic.rendezvous import (
-    RendezvousClosedError,
     RendezvousHandler,
     RendezvousInfo,
     RendezvousParameters,
@@ -124,9 +123,7 @@ class ScalableRendezvousHandler(RendezvousHandler):
     # -- the rendezvous ---------------------------------------------------------------
 
     def next_rendezvous(self) -> RendezvousInfo:
-        """See base class."""
-        if self.is_closed():
-            raise RendezvousClosedError(f"rdzv run '{self.get_run_id()}' is closed")
+        """See base class (raises ``RendezvousClosedError`` once the run is closed)."""
         deadline = time.monotonic() + self._settings.rounds.join_timeout
         member, seal = self._joiner.join(self._member, deadline)
         with self._lock:

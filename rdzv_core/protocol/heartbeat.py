@@ -20,6 +20,7 @@ Beats and watches run on the process's shared scheduler
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass
 
@@ -82,7 +83,7 @@ class Heartbeat:
         self._scheduler = scheduler
         self._task: TaskHandle | None = None
         self._seq = 0
-        self._next_beat = 0.0  # the first beat is due at once
+        self._next_beat = 0.0  # the first beat is due at the first tick
         self._ticked = False  # watching starts one tick after the first beat
         self._watched = (member.rank + 1) % member.world_size
         self._last_value: bytes | None = None
@@ -91,11 +92,19 @@ class Heartbeat:
         self.observed: Observation | None = None
 
     def start(self) -> Heartbeat:
-        """Beat at once, then beat every ``interval`` and watch every ``tick``
-        seconds, in the background. Returns without waiting for the store:
-        a successor's watcher allows a whole TTL for the first beat."""
+        """Beat every ``interval`` and watch every ``tick`` seconds, in the
+        background; returns without waiting for the store.
+
+        The first beat comes after a random delay of ½ to 1 times
+        ``min(interval, ttl / 2)``: the members of a round all start their
+        heartbeats the moment it completes, and this spreads their beats
+        over time instead of sending N writes at once, again every interval.
+        A successor's watcher allows a whole TTL for the first beat, at least
+        twice the longest delay.
+        """
         scheduler = self._scheduler or shared_scheduler()
-        self._task = scheduler.schedule(self._tick)
+        first = random.uniform(0.5, 1.0) * min(self._interval, self._ttl / 2)
+        self._task = scheduler.schedule(self._tick, first)
         return self
 
     def stop(self) -> None:

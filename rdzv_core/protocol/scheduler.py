@@ -21,6 +21,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
+import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -58,44 +59,54 @@ class TaskHandle:
 class Scheduler:
     """A timer thread (daemon) plus a few pool workers, started on first use.
 
+    Only the timer thread touches the heap of due times. New and re-armed
+    tasks reach it through a ``queue.SimpleQueue`` (a C-level, lock-free
+    put), so a thousand handlers starting their heartbeats at once never
+    queue up on a Python lock; the timer sleeps on that queue until the
+    earliest due time and takes whatever arrived meanwhile in one go.
+
     The workers are ``concurrent.futures`` threads, which the interpreter
     joins at exit: a beat in progress then finishes (stopped heartbeats never
     run again) rather than dying half-way through a store call.
     """
 
     def __init__(self, workers: int = WORKERS) -> None:
-        self._due: list[tuple[float, int, TaskHandle]] = []
-        self._order = itertools.count()
-        self._changed = threading.Condition()
+        self._inbox: queue.SimpleQueue[tuple[float, TaskHandle]] = queue.SimpleQueue()
         self._workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rdzv-heartbeat")
         self._timer: threading.Thread | None = None
+        self._start_lock = threading.Lock()
 
     def schedule(self, task: Task, delay: float = 0.0) -> TaskHandle:
         """Run ``task`` after ``delay`` s, then again after each delay it returns."""
         handle = TaskHandle(task)
         self._push(handle, delay)
+        if self._timer is None:
+            with self._start_lock:
+                if self._timer is None:
+                    self._timer = threading.Thread(target=self._run_timer, name="rdzv-heartbeat-timer", daemon=True)
+                    self._timer.start()
         return handle
 
     def _push(self, handle: TaskHandle, delay: float) -> None:
-        entry = (time.monotonic() + delay, next(self._order), handle)
-        with self._changed:
-            heapq.heappush(self._due, entry)
-            if self._timer is None:
-                self._timer = threading.Thread(target=self._run_timer, name="rdzv-heartbeat-timer", daemon=True)
-                self._timer.start()
-            if self._due[0] is entry:  # the timer sleeps until a later time: wake it
-                self._changed.notify()
+        self._inbox.put((time.monotonic() + delay, handle))
 
     def _run_timer(self) -> None:
+        due: list[tuple[float, int, TaskHandle]] = []
+        order = itertools.count()
         while True:
-            with self._changed:
-                while not self._due or self._due[0][0] > time.monotonic():
-                    self._changed.wait(self._due[0][0] - time.monotonic() if self._due else None)
-                now, due = time.monotonic(), []
-                while self._due and self._due[0][0] <= now:
-                    due.append(heapq.heappop(self._due)[2])
+            timeout = max(due[0][0] - time.monotonic(), 0.0) if due else None
             try:
-                for handle in due:
+                at, handle = self._inbox.get(timeout=timeout)
+                heapq.heappush(due, (at, next(order), handle))
+                while True:  # everything else that arrived meanwhile
+                    at, handle = self._inbox.get_nowait()
+                    heapq.heappush(due, (at, next(order), handle))
+            except queue.Empty:
+                pass
+            now = time.monotonic()
+            try:
+                while due and due[0][0] <= now:
+                    handle = heapq.heappop(due)[2]
                     if not handle.cancelled:
                         self._workers.submit(self._run_task, handle)
             except RuntimeError:  # the interpreter is shutting down
@@ -114,6 +125,8 @@ _shared_lock = threading.Lock()
 def shared_scheduler() -> Scheduler:
     """This process's scheduler, created on first use."""
     global _shared
+    if _shared is not None:  # no lock on the common path: handlers start heartbeats all at once
+        return _shared
     with _shared_lock:
         if _shared is None:
             _shared = Scheduler()
