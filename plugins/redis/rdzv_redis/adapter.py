@@ -50,9 +50,8 @@ class RedisStateStore(StateStore):
         self._settings = settings
         self._ns = Namespace(settings.key_prefix, settings.run_id)
         self._describe = settings.describe
-        self._cas_script = client.register_script(scripts.CAS)
-        self._write_script = client.register_script(scripts.WRITE)
-        self._add_script = client.register_script(scripts.ADD)
+        self._data = client if sentinel is not None else _data_client(client)
+        self._register_scripts()
         self._waiter = self._new_waiter()
         self._closed = False
         self._lock = threading.Lock()
@@ -61,6 +60,11 @@ class RedisStateStore(StateStore):
         self.client_errors = (redis_module.RedisError, RedisAuthError)
         #: What :func:`translate` maps (caught by a plain ``try`` on hot paths).
         self._failures = (redis_module.RedisError, OSError)
+
+    def _register_scripts(self) -> None:
+        self._cas_script = self._data.register_script(scripts.CAS)
+        self._write_script = self._data.register_script(scripts.WRITE)
+        self._add_script = self._data.register_script(scripts.ADD)
 
     def _new_waiter(self) -> KeyWaiter:
         return KeyWaiter(self._client, self._settings.connect_timeout, self._ns.channel_of("#idle"))
@@ -123,11 +127,16 @@ class RedisStateStore(StateStore):
         self._waiter.close()
         if self._watch is not None:
             self._watch.close()
+        if self._data is not self._client:
+            _close_quietly(self._data)
         _close_client(self._client, self._sentinel)
 
     def after_fork(self) -> None:
-        """Forget the parent's connections and listener thread (never reuse them)."""
+        """Forget the parent's connections and listener thread (never reuse them).
+        The child sends data commands through the pool (it connects lazily)."""
         self._client.connection_pool.reset()
+        self._data = self._client
+        self._register_scripts()
         self._waiter = self._new_waiter()
         self._lock = threading.Lock()
         self._watch = self._start_watch()
@@ -151,7 +160,7 @@ class RedisStateStore(StateStore):
         """See base class (one ``MGET`` of the value and its version)."""
         ns = self._ns
         try:
-            value, version = self._client.mget([ns.data(key), ns.version(key)])
+            value, version = self._data.mget([ns.data(key), ns.version(key)])
         except self._failures as exc:
             self._reraise(exc)
         if value is None:
@@ -163,7 +172,7 @@ class RedisStateStore(StateStore):
         if not keys:
             return []
         with translated(self._describe):
-            values = self._client.mget([self._ns.data(k) for k in keys])
+            values = self._data.mget([self._ns.data(k) for k in keys])
         return [None if v is None else bytes(v) for v in values]
 
     def cas(self, key: str, token: Token | None, value: bytes) -> CasResult:
@@ -216,12 +225,12 @@ class RedisStateStore(StateStore):
     def delete(self, key: str) -> bool:
         """See base class. The version counter stays, so versions never repeat."""
         with translated(self._describe):
-            return bool(self._client.delete(self._ns.data(key)))
+            return bool(self._data.delete(self._ns.data(key)))
 
     def count(self, prefix: str) -> int:
         """See base class (``SCAN MATCH`` over the run's values under ``prefix``)."""
         with translated(self._describe):
-            return len(set(self._client.scan_iter(match=self._ns.match(prefix), count=1000)))
+            return len(set(self._data.scan_iter(match=self._ns.match(prefix), count=1000)))
 
     def wait(self, keys: Sequence[str], timeout: float) -> bool:
         """See base class: blocks on the keys' Pub/Sub channels, re-checking on
@@ -249,14 +258,14 @@ class RedisStateStore(StateStore):
 
     def _get(self, full: str) -> bytes | None:
         try:
-            value = self._client.get(full)
+            value = self._data.get(full)
         except self._failures as exc:
             self._reraise(exc)
         return None if value is None else bytes(value)
 
     def _exist(self, full: list[str]) -> bool:
         with translated(self._describe):
-            return bool(self._client.exists(*full) == len(full))
+            return bool(self._data.exists(*full) == len(full))
 
     # -- administration ------------------------------------------------------------
 
@@ -265,14 +274,42 @@ class RedisStateStore(StateStore):
         deleted = 0
         with translated(self._describe):
             batch: list[bytes] = []
-            for name in self._client.scan_iter(match=self._ns.match_all, count=1000):
+            for name in self._data.scan_iter(match=self._ns.match_all, count=1000):
                 batch.append(name)
                 if len(batch) >= 500:
-                    deleted += int(self._client.unlink(*batch))
+                    deleted += int(self._data.unlink(*batch))
                     batch.clear()
             if batch:
-                deleted += int(self._client.unlink(*batch))
+                deleted += int(self._data.unlink(*batch))
         return deleted
+
+
+def _data_client(client: redis.Redis) -> redis.Redis:
+    """A client over one connection of ``client``'s pool, held for good: a
+    data command then skips the pool's check-out (a ``select`` to see that
+    an idle connection has no stray data, its locks and bookkeeping), about
+    a fifth of a command's client-side cost. Commands from several threads
+    take turns on it (a per-client lock); every one of them is short, since
+    blocking waits use Pub/Sub connections of their own. Falls back to the
+    pooled client if the connection cannot be taken now: the first command
+    then connects and reports through the adapter's error mapping.
+
+    Not for Sentinel: redis-py reconnects a held connection to the address
+    it had (only a pool check-out asks the Sentinels for the master again),
+    so after a failover it would keep dialing the demoted master."""
+    import redis as redis_module
+
+    try:
+        return redis_module.Redis(connection_pool=client.connection_pool, single_connection_client=True)
+    except (redis_module.RedisError, OSError):
+        return client
+
+
+def _close_quietly(client: Any) -> None:
+    try:
+        client.close()
+    except Exception:  # noqa: BLE001 - closing must not raise
+        pass
 
 
 def _close_client(client: Any, sentinel: Any) -> None:

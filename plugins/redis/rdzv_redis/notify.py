@@ -77,18 +77,9 @@ class KeyWaiter:
 
     def warm_up(self) -> None:
         """Open one Pub/Sub connection now (a failure only makes the first wait
-        try again, or poll if it was permanent). The pool's idle connection
-        is held meanwhile, so the Pub/Sub one is new and the next command
-        finds its data connection still open."""
-        pool = self._client.connection_pool
-        try:
-            held = pool.get_connection()
-        except Exception:  # noqa: BLE001 - gone since verify(): the first wait connects, and reports, instead
-            return
-        try:
-            pubsub = self._subscribed_connection([self._idle_channel], time.monotonic() + self._subscribe_timeout)
-        finally:
-            pool.release(held)
+        try again, or poll if it was permanent). The adapter's data client
+        holds the connection ``verify()`` opened, so this one is new."""
+        pubsub = self._subscribed_connection([self._idle_channel], time.monotonic() + self._subscribe_timeout)
         if pubsub is not None:
             self._give_back(pubsub)
 

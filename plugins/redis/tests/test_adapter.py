@@ -293,3 +293,30 @@ def test_wait_read_takes_the_value_from_the_writes_message(redis_binary: str, tm
         adapter.cas("other", None, b"x")
         assert reads() - after_cas == after_cas - before - checked, "the woken waiter read the key again"
         adapter.close()
+
+
+def test_an_adapter_holds_one_data_connection_whatever_its_threads(redis_binary: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Data commands share one held connection (no pool check-out per
+    # command); with 1024 agents that is 2048 connections on the server
+    # (data + Pub/Sub), not one per thread that ever touched the adapter.
+    with RedisServer(tmp_path / "srv", []) as server:
+        adapter = AdapterHarness(RedisStateStore, endpoint=server.endpoint, backend_name="redis").adapter("run")
+        admin = server.admin()
+        before = int(admin.info("stats")["total_connections_received"])
+        barrier = threading.Barrier(8)
+
+        def hammer(index: int) -> None:
+            barrier.wait()
+            for i in range(50):
+                adapter.write(f"k{index}", str(i).encode())
+                adapter.add("counter", 1)
+                assert adapter.read(f"k{index}") is not None
+
+        threads = [threading.Thread(target=hammer, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert adapter.read("counter").value == b"400"
+        assert int(admin.info("stats")["total_connections_received"]) == before
+        adapter.close()
