@@ -42,8 +42,8 @@ def _time_cell(cell: ScaleCell) -> str:
 
 
 def timed_out(cell: ScaleCell) -> bool:
-    """Timed out at this N, or skipped because it timed out at a smaller one."""
-    return cell.status == "timeout" or cell.status.startswith("skipped (after timeout")
+    """Timed out at this N, or skipped because it (or torch's handler it runs) timed out."""
+    return cell.status == "timeout" or cell.status.startswith(("skipped (after timeout", "skipped (torch's handler timed out"))
 
 
 def time_vs(ours: ScaleCell, torch: ScaleCell | None) -> str:

@@ -195,7 +195,8 @@ def scale_section(plan: Plan, targets: list[Target], mode: str, img: Path, pool:
     cells = scale.sweep(targets, ns, mode, reps, plan.join_timeout, pool, log, plan.quick, tcp_pool, server_stats)
     table = report.scale_table(cells, mode, detail)
     timeouts = ", ".join(f"N={n}: {plan.join_timeout(n):.0f} s" for n in ns)
-    table.notes.append(f"Join timeouts: {timeouts}. A backend's sweep stops at its first timeout. "
+    table.notes.append(f"Join timeouts: {timeouts}. A backend's sweep stops at its first timeout; protocol=torch "
+                       "rdzv backends are skipped where torch c10d timed out (same handler). "
                        "*time vs torch* and *bytes vs torch*: ratio to torch c10d at the same N. *store calls*: "
                        "client calls counted by the instrument; *server requests*: what the Redis/etcd server "
                        "itself handled meanwhile (incl. the re-checks inside a `wait` and lease traffic).")

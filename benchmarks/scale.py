@@ -3,7 +3,9 @@
 For every N the targets run one after the other (side by side in time);
 the clock runs from the release of all agents until every
 ``next_rendezvous()`` has returned with ranks 0..N-1. A target's sweep stops
-at its first timeout or error (larger N would only time out again).
+at its first timeout or error (larger N would only time out again), and
+rdzv's ``protocol=torch`` targets stop where torch's c10d timed out: they
+run the same handler.
 Counters come from the same instrument on both sides (see
 :mod:`benchmarks.instruments`).
 """
@@ -96,6 +98,12 @@ def sweep(targets: Sequence[Target], ns: Sequence[int], mode: str, repetitions: 
             middle = sorted(good, key=lambda o: o.seconds)[len(good) // 2]
             cell.counts = middle.counts
             cell.server_requests = middle.server.requests if middle.server is not None else None
+        if target.baseline and cell.status == "timeout" and not parallel:
+            # rdzv's protocol=torch runs torch's own handler: where torch's c10d
+            # timed out, it would only wait out the same timeout again.
+            for other in targets:
+                if other.protocol == "torch" and not other.baseline:
+                    stopped.setdefault(other.label, f"skipped (torch's handler timed out at N={n})")
         log(_line(cell))
         return cell
 

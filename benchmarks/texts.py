@@ -44,7 +44,9 @@ every `next_rendezvous()` has returned, and accepted only with ranks
 0..N-1 in a world of N. For each N the backends run one after another, so
 they are measured side by side in time; a backend's sweep stops at its
 first timeout (the handlers get the same `join_timeout` and give up by
-themselves). Small N are repeated (median and min–max shown).
+themselves), and rdzv's `protocol=torch` backends are skipped at an N where
+torch's c10d timed out (they run the same handler). Small N are repeated
+(median and min–max shown).
 """
 
 PROCESSES = """\

@@ -99,3 +99,29 @@ def test_plots_are_written_next_to_the_report(report: tuple[str, str, Path]) -> 
     assert images
     for image in images:
         assert (out.parent / image).is_file(), image
+
+
+def test_protocol_torch_targets_stop_where_torchs_handler_timed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    # rdzv's protocol=torch runs torch's own handler: once torch's c10d timed
+    # out at an N, those targets are skipped there (not run into the same
+    # timeout) and count as timed out, not as slower, in the verdicts.
+    from benchmarks import scale, verdicts
+    from benchmarks.agents import Target
+    from benchmarks.join import JoinOutcome
+
+    ran: list[tuple[str, int]] = []
+
+    def run_threads(target: Target, n: int, timeout: float, tcp_pool: object = None, server: object = None) -> JoinOutcome:
+        ran.append((target.label, n))
+        if target.baseline and n == 64:
+            return JoinOutcome("timeout", timeout)
+        return JoinOutcome("ok", 0.1 if target.protocol == "scalable" else 1.0)
+
+    monkeypatch.setattr(scale, "run_threads", run_threads)
+    targets = [Target("torch-c10d", "x"), Target("redis", "x", "torch"), Target("redis", "x", "scalable")]
+    cells = scale.sweep(targets, [8, 64], "threads", lambda n: 1, lambda n: 30.0, log=lambda _: None)
+    assert ("rdzv redis", 64) not in ran and ("rdzv redis · scalable", 64) in ran
+    skipped = next(c for c in cells if c.label == "rdzv redis" and c.n == 64)
+    assert skipped.status == "skipped (torch's handler timed out at N=64)"
+    never_slower = [v for v in verdicts.scale(cells, "threads") if v.target == "rdzv redis (threads) never slower than torch c10d"]
+    assert [v.status for v in never_slower] == ["met"], never_slower
