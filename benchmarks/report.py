@@ -33,8 +33,10 @@ def overhead_table(rows: Sequence[OverheadRow], target: float) -> Table:
 def _time_cell(cell: ScaleCell) -> str:
     if cell.ok:
         text = fmt_seconds(cell.median)
-        if len(cell.seconds) > 1:
-            text += f" ({min(cell.seconds):.2f}–{max(cell.seconds):.2f}, n={len(cell.seconds)})"
+        runs = len(cell.seconds) + cell.timeouts
+        if runs > 1:
+            high = "timeout" if cell.timeouts else f"{max(cell.seconds):.2f}"
+            text += f" ({min(cell.seconds):.2f}–{high}, n={runs})"
         return text
     if cell.status == "timeout":
         return f"timeout ({cell.timeout:.0f} s)"

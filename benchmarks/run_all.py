@@ -110,6 +110,9 @@ def _plot(make) -> list[Path]:  # type: ignore[no-untyped-def]
     except ImportError as exc:
         log(f"plots skipped: {exc} (pip install matplotlib)")
         return []
+    except ValueError as exc:  # e.g. a log axis with nothing on it: every run timed out
+        log(f"plot skipped: {exc}")
+        return []
 
 
 def main(argv: list[str] | None = None) -> int:

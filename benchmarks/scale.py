@@ -30,6 +30,8 @@ class ScaleCell:
     n: int
     status: str = "ok"  # ok | timeout | error: ... | not available | skipped
     seconds: list[float] = field(default_factory=list)
+    #: Repetitions that timed out while most completed (they count as +inf in the median).
+    timeouts: int = 0
     counts: Snapshot | None = None
     timeout: float = 0.0
     #: Requests the store server handled during the median run (Redis/etcd only).
@@ -37,13 +39,15 @@ class ScaleCell:
 
     @property
     def ok(self) -> bool:
-        """Whether every repetition completed."""
+        """Whether most repetitions completed (so the median is a time)."""
         return self.status == "ok" and bool(self.seconds)
 
     @property
     def median(self) -> float:
-        """Median wall time of the repetitions (NaN if none)."""
-        return statistics.median(self.seconds) if self.seconds else float("nan")
+        """Median wall time of the repetitions, a timed-out one as +inf (NaN if none completed)."""
+        if not self.seconds:
+            return float("nan")
+        return statistics.median(self.seconds + [float("inf")] * self.timeouts)
 
 
 def run_threads(target: Target, n: int, timeout: float, tcp_pool: Any = None,
@@ -86,6 +90,9 @@ def sweep(targets: Sequence[Target], ns: Sequence[int], mode: str, repetitions: 
                 cell.status = stopped[target.label] = "not available"
                 break
             outcomes.append(outcome)
+            if outcome.status == "timeout" and 2 * (cell.timeouts + 1) < repetitions(n):
+                cell.timeouts += 1  # a minority so far: the median decides
+                continue
             if not outcome.ok:
                 cell.status = outcome.status
                 cell.counts = outcome.counts
@@ -93,6 +100,9 @@ def sweep(targets: Sequence[Target], ns: Sequence[int], mode: str, repetitions: 
                 stopped[target.label] = f"skipped (after {why} at N={n})"
                 break
         good = [o for o in outcomes if o.ok]
+        if cell.status == "ok" and cell.timeouts and 2 * cell.timeouts >= len(outcomes):
+            cell.status = "timeout"  # as many timed out as completed
+            stopped[target.label] = f"skipped (after timeout at N={n})"
         if cell.status == "ok" and good:
             cell.seconds = [o.seconds for o in good]
             middle = sorted(good, key=lambda o: o.seconds)[len(good) // 2]

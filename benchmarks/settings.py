@@ -27,6 +27,9 @@ class Plan:
     overhead_warmup: int = 100
     scale_ns: tuple[int, ...] = (8, 32, 64, 128, 256, 512, 1024)
     scale_repeat_upto: int = 8  # N up to this gets `scale_repeats` repetitions
+    # ... and so does N from this on (threads mode): a thousand threads in one
+    # interpreter make single runs vary by 2x and more (GIL hand-offs).
+    scale_repeat_from: int = 512
     scale_repeats: int = 3
     process_ns: tuple[int, ...] = (8, 64, 256, 1024)
     # 64 agent threads per process at N=1024: beyond that one interpreter's GIL hand-offs
@@ -51,12 +54,12 @@ class Plan:
 
     def repetitions(self, n: int) -> int:
         """How often a rendezvous of ``n`` agents is repeated."""
-        return self.scale_repeats if n <= self.scale_repeat_upto else 1
+        return self.scale_repeats if n <= self.scale_repeat_upto or n >= self.scale_repeat_from else 1
 
 
 QUICK = Plan(
     quick=True, overhead_nodes=(8, 256), overhead_iterations=80, overhead_warmup=20, scale_ns=(3,),
-    scale_repeat_upto=0, process_ns=(3,), workers=2, join_timeouts={}, default_join_timeout=20.0,
+    scale_repeat_upto=0, scale_repeat_from=1 << 30, process_ns=(3,), workers=2, join_timeouts={}, default_join_timeout=20.0,
     idle_ns=(3,), idle_seconds=1.0, rerdzv_ns=(3,), liveness=Liveness(1, 2, 1), rerdzv_timeout=20.0,
     state_ns=(8, 256, 1024),
 )

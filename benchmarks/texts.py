@@ -45,8 +45,11 @@ every `next_rendezvous()` has returned, and accepted only with ranks
 they are measured side by side in time; a backend's sweep stops at its
 first timeout (the handlers get the same `join_timeout` and give up by
 themselves), and rdzv's `protocol=torch` backends are skipped at an N where
-torch's c10d timed out (they run the same handler). Small N are repeated
-(median and min–max shown).
+torch's c10d timed out (they run the same handler). N ≤ 8 and, in threads
+mode, N ≥ 512 are repeated three times (median and min–max shown): with a
+thousand threads in one interpreter, single runs vary by 2× and more. A
+repetition that timed out while most completed counts as +inf in the median
+and shows as "timeout" in the spread.
 """
 
 PROCESSES = """\

@@ -125,3 +125,27 @@ def test_protocol_torch_targets_stop_where_torchs_handler_timed_out(monkeypatch:
     assert skipped.status == "skipped (torch's handler timed out at N=64)"
     never_slower = [v for v in verdicts.scale(cells, "threads") if v.target == "rdzv redis (threads) never slower than torch c10d"]
     assert [v.status for v in never_slower] == ["met"], never_slower
+
+
+def test_a_minority_of_timed_out_repetitions_counts_in_the_median(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Large N in threads mode is repeated: one repetition stalled by the
+    # interpreter's thread hand-offs counts as +inf in the median (and shows
+    # in the spread) instead of discarding the runs that completed.
+    from benchmarks import report, scale
+    from benchmarks.agents import Target
+    from benchmarks.join import JoinOutcome
+
+    runs = {"rdzv redis · scalable": ["timeout", 3.0, 4.0, 1.0, 2.0, 3.0], "rdzv c10d · scalable": [2.0, "timeout", "timeout"]}
+
+    def run_threads(target: Target, n: int, timeout: float, tcp_pool: object = None, server: object = None) -> JoinOutcome:
+        result = runs[target.label].pop(0)
+        return JoinOutcome("timeout", timeout) if result == "timeout" else JoinOutcome("ok", float(result))
+
+    monkeypatch.setattr(scale, "run_threads", run_threads)
+    targets = [Target("redis", "x", "scalable"), Target("c10d", "x", "scalable")]
+    cells = scale.sweep(targets, [512, 1024], "threads", lambda n: 3, lambda n: 30.0, log=lambda _: None)
+    redis = next(c for c in cells if c.label == "rdzv redis · scalable" and c.n == 512)
+    assert redis.ok and redis.median == 4.0 and report._time_cell(redis) == "4.00 s (3.00–timeout, n=3)"
+    c10d = [c for c in cells if c.label == "rdzv c10d · scalable"]
+    assert c10d[0].status == "timeout" and not c10d[0].ok
+    assert c10d[1].status == "skipped (after timeout at N=512)"
