@@ -117,10 +117,11 @@ NOTES = """\
   closer model of a cluster, where every agent has its own process. rdzv
   adds no thread per agent: the scalable protocol's heartbeats share one
   timer and 4 workers per process (a thread per handler took the c10d join
-  at N=1024 from 2 s to 17 s). redis-py costs several GIL hand-offs per
-  command (pool check, send, receive) against TCPStore's one, so Redis
-  suffers most; it is also slower late in a full run than alone (N=1024:
-  about 6 s alone).
+  at N=1024 from 2 s to 17 s), and a woken node needs no store call to
+  learn its rank where the wake-up carries the seal (Redis, etcd). redis-py
+  still costs two or three GIL hand-offs per command (send, receive; plus a
+  pool check where a connection is not held) against TCPStore's one, so
+  Redis suffers most. That is why N ≥ 512 are repeated in threads mode.
 * **TCPStore connects.** On this kind of machine a TCPStore client connect
   on loopback now and then stalls for 5 s (a few per cent of connects made
   one after another, most of a parallel burst; torch 2.13, libuv and legacy
