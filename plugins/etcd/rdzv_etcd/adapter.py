@@ -10,8 +10,9 @@
   does not exist yet). A reply lost to a leader change is settled by reading
   the receipt: the add is applied exactly once, and it survives failover
   instead of reporting "outcome unknown".
-* ``wait`` reads the keys, then watches them from the revision after that
-  read: a write that lands between the read and the watch is still seen.
+* ``wait`` and ``wait_read`` read the keys, then watch them from the
+  revision after that read: a write that lands between the read and the
+  watch is still seen, and a put event carries the value.
 * Keys are attached to leases (:mod:`rdzv_etcd.leases`) so an abandoned
   run's keys disappear by themselves.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar
 
 from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
 from rdzv_core.retry import Backoff
@@ -227,41 +228,31 @@ class EtcdStateStore(StateStore):
 
     def wait(self, keys: Sequence[str], timeout: float) -> bool:
         """See base class: read, then watch from the next revision (no lost wake-ups)."""
-        end = time.monotonic() + timeout
         full = [self._keys.key(k) for k in keys]
-        found, revision = self._client.get_many(full, budget=min(self._budget, max(timeout, 1.0)))
-        exists = {k: (kv is not None, revision) for k, kv in zip(full, found)}
-        if all(flag for flag, _ in exists.values()):
-            return True
-        left = end - time.monotonic()
-        if left <= 0:
-            return False
-        for events in self._client.watch(sorted(set(full)), revision + 1, left):
-            for is_put, key, event_revision, _value in events:
-                if key in exists and event_revision >= exists[key][1]:
-                    exists[key] = (is_put, event_revision)
-            if all(flag for flag, _ in exists.values()):
-                return True
-        return False
+        return any(all(v is not None for v in values.values()) for values in self._watched_values(full, timeout))
 
     def wait_read(self, key: str, timeout: float) -> bytes | None:
         """See base class: read, then watch; a put event carries the value."""
-        end = time.monotonic() + timeout
         full = self._keys.key(key)
-        (found,), revision = self._client.get_many([full], budget=min(self._budget, max(timeout, 1.0)))
-        if found is not None:
-            return bytes(found.value)
+        seen = (values[full] for values in self._watched_values([full], timeout))
+        return next((value for value in seen if value is not None), None)
+
+    def _watched_values(self, full: Sequence[bytes], timeout: float) -> Iterator[dict[bytes, bytes | None]]:
+        """The keys' values (``None``: missing) as read now, then again after
+        every batch of changes, watched from the revision after that read so
+        that no write in between is missed; ends after ``timeout`` s."""
+        end = time.monotonic() + timeout
+        found, revision = self._client.get_many(full, budget=min(self._budget, max(timeout, 1.0)))
+        state = {k: (None if kv is None else bytes(kv.value), revision) for k, kv in zip(full, found)}
+        yield {k: value for k, (value, _) in state.items()}
         left = end - time.monotonic()
         if left <= 0:
-            return None
-        for events in self._client.watch([full], revision + 1, left):
-            value: bytes | None = None
-            for is_put, event_key, _revision, event_value in events:
-                if event_key == full:
-                    value = bytes(event_value) if is_put else None  # the batch's last event wins
-            if value is not None:
-                return value
-        return None
+            return
+        for events in self._client.watch(sorted(state), revision + 1, left):
+            for is_put, key, event_revision, value in events:
+                if key in state and event_revision >= state[key][1]:
+                    state[key] = (bytes(value) if is_put else None, event_revision)
+            yield {k: value for k, (value, _) in state.items()}
 
 
 def _counter(found: KeyValue | None, key: bytes) -> int:
