@@ -4,6 +4,9 @@ Run by ``rdzv-run``/``torchrun``. Each worker prints one line::
 
     RDZV-WORKER {"rank": 0, "world_size": 4, "sum": 10.0, "restart": 0, ...}
 
+(the report also names the ``MASTER_ADDR``/``MASTER_PORT`` the worker
+bootstrapped from and ``TORCHELASTIC_USE_AGENT_STORE``).
+
 ``--steps N --step-seconds S`` keeps it running (all-reducing once per step)
 so a test can kill an agent mid-run, and prints once, at its first step::
 
@@ -57,6 +60,10 @@ def main() -> None:
         "restart": restart,
         "group_rank": int(os.environ.get("GROUP_RANK", "-1")),
         "local_rank": int(os.environ.get("LOCAL_RANK", "-1")),
+        # The store the workers bootstrapped from, and whether it is the agent's shared one.
+        "master_addr": os.environ.get("MASTER_ADDR", ""),
+        "master_port": int(os.environ.get("MASTER_PORT", "-1")),
+        "use_agent_store": os.environ.get("TORCHELASTIC_USE_AGENT_STORE", ""),
     }
     print("RDZV-WORKER " + json.dumps(report), flush=True)
     dist.destroy_process_group()
