@@ -13,6 +13,7 @@ harness does not depend on the code it tests.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -146,6 +147,22 @@ class EtcdMember:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
+
+    @property
+    def pid(self) -> int:
+        """The process id of the running member (raises if it is not running)."""
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError(f"etcd member {self.name} is not running")
+        return self.process.pid
+
+    def freeze(self) -> None:
+        """SIGSTOP the member: connections stay open, nothing is answered."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT a member stopped by :meth:`freeze` (harmless if it runs)."""
+        if self.alive():
+            os.kill(self.pid, signal.SIGCONT)
 
     def stop(self) -> None:
         """Terminate the process, killing it if it does not exit within 5 s."""

@@ -10,6 +10,8 @@ error (:class:`ServerBinaryMissing`), never a reason to skip.
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -126,6 +128,35 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+    @property
+    def pid(self) -> int:
+        """The process id of the running server (raises if it is not running)."""
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError(f"redis-server on port {self.port} is not running")
+        return self.process.pid
+
+    def freeze(self) -> None:
+        """SIGSTOP the server: connections stay open, nothing is answered."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT a server stopped by :meth:`freeze` (harmless if it runs)."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+
+    def restart_empty(self, down_seconds: float = 0.0) -> None:
+        """Stop the server, stay down ``down_seconds``, start it again on the
+        same port with no data (the config has no RDB or AOF persistence; any
+        dump file is removed as well)."""
+        self.thaw()
+        self.stop()
+        for leftover in ("dump.rdb", "appendonly.aof", "appendonlydir"):
+            path = self.workdir / leftover
+            if path.is_file():
+                path.unlink()
+        time.sleep(down_seconds)
+        self.start()
 
     def __enter__(self) -> RedisServer:
         return self.start() if self.process is None else self
