@@ -170,7 +170,7 @@ def test_random_joins_leaves_and_deaths_keep_rounds_consistent(start: int, event
             if event == "kill" and len(live) > 1:
                 kill(live.pop(0))
             elif event == "leave" and len(live) > 1:
-                live.pop(0).shutdown()
+                live.pop(0).leave()
             elif event == "join":
                 live.append(scalable_handler(space, run, min_nodes, max_nodes, faulty[made % 8]))
                 made += 1

@@ -4,7 +4,7 @@ It gives torch's elastic agent everything it relies on, with torch's meaning:
 ``next_rendezvous`` (rank, world size, a per-round store prefix and the
 bootstrap store info of rank 0's agent store), ``min_nodes``/``max_nodes``
 with ``last_call_timeout`` and ``join_timeout``, ``num_nodes_waiting``,
-``is_closed``/``set_closed``, ``shutdown`` (a graceful leave),
+``is_closed``/``set_closed``, ``shutdown`` (closes the run, as torch's does),
 ``use_agent_store``, ``get_run_id`` and ``get_backend``.
 
 Unlike torch's handler, rank 0 publishes MASTER_ADDR/MASTER_PORT into every
@@ -14,6 +14,7 @@ round's store, so a replacement node that is not rank 0 always finds them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -35,11 +36,13 @@ from rdzv_core.config import ConfReader
 from rdzv_core.guarded import GuardedStore
 from rdzv_core.protocol import keys
 from rdzv_core.protocol.heartbeat import Heartbeat, Membership, record_death
-from rdzv_core.protocol.keys import counter
+from rdzv_core.protocol.decisions import nodes_waiting
 from rdzv_core.protocol.rounds import RoundJoiner, RoundSettings
 
-#: How long ``num_nodes_waiting`` serves a cached answer (torch caches its state for 1 s too).
-WAITING_CACHE_SECONDS = 1.0
+log = logging.getLogger(__name__)
+
+#: An observation older than this many heartbeat ticks means the store stopped answering.
+STALE_OBSERVATION_TICKS = 3
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ class ScalableRendezvousHandler(RendezvousHandler):
         self._agent_store_server: dist.TCPStore | None = None
         self._free_port: int | None = None  # announced for the next round (agent store not shared)
         self._lock = threading.Lock()
-        self._waiting_cache: tuple[float, int] | None = None
+        self._answering_stale = False
 
     # -- identity ------------------------------------------------------------------
 
@@ -129,7 +132,6 @@ class ScalableRendezvousHandler(RendezvousHandler):
         with self._lock:
             self._stop_heartbeats()
             self._member = member
-            self._waiting_cache = None
             self._heartbeat = Heartbeat(
                 self._store, member, self._settings.keep_alive_interval, self._settings.heartbeat_ttl,
                 tick=self._settings.rounds.check_interval,
@@ -177,29 +179,40 @@ class ScalableRendezvousHandler(RendezvousHandler):
         return RendezvousStoreInfo.build(rank, store, local_addr=addr)
 
     def num_nodes_waiting(self) -> int:
-        """Nodes waiting for the next round plus dead members of ours.
+        """Nodes the running round must restart for: members that left it for
+        the next round, dead members, and waiting newcomers while there is
+        room (:func:`~rdzv_core.protocol.decisions.nodes_waiting`).
 
-        Served from the heartbeat thread's last read when it is fresh (it
-        reads the same three small counters every tick anyway); otherwise one
-        read, cached for a second: idle traffic per node does not grow with
-        the number of nodes.
+        Answered from the heartbeat's last observation (it reads these
+        counters every tick anyway), so this never touches the store: torch's
+        agent calls it from its monitor loop, which a store error would end
+        and a blocked read would stall. While the store does not answer, the
+        last observation stands, and that is logged once per outage. Before
+        the round's first observation it asks for one in the background and
+        answers 0.
         """
         member = self._member
-        if member is None:
-            return 0
-        now = time.monotonic()
         heartbeat = self._heartbeat
-        seen = heartbeat.observed if heartbeat is not None and heartbeat.member == member else None
-        if seen is not None and now - seen.at < WAITING_CACHE_SECONDS + self._settings.rounds.check_interval:
-            taken, back, gone = seen.taken, seen.back, seen.gone
-        elif self._waiting_cache is not None and now - self._waiting_cache[0] < WAITING_CACHE_SECONDS:
-            return self._waiting_cache[1]
-        else:
-            taken, back, gone = (counter(v) for v in self._store.read_many(keys.waiting_counters(member.round_no)))
-        spares = taken - back if member.world_size < self._settings.rounds.max_nodes else 0
-        waiting = max(spares, 0) + gone
-        self._waiting_cache = (now, waiting)
-        return waiting
+        if member is None or heartbeat is None or heartbeat.member != member:
+            return 0
+        seen = heartbeat.observed
+        if seen is None:
+            heartbeat.observe_soon()
+            return 0
+        self._note_staleness(time.monotonic() - seen.at)
+        return nodes_waiting(member.world_size, self._settings.rounds.max_nodes, seen.taken, seen.back,
+                             seen.gone, seen.closed)
+
+    def _note_staleness(self, age: float) -> None:
+        """Log once when ``num_nodes_waiting`` starts answering from an old
+        observation (the store stopped answering), and once when it is fresh again."""
+        stale = age > STALE_OBSERVATION_TICKS * self._settings.rounds.check_interval
+        if stale and not self._answering_stale:
+            log.warning("rdzv run '%s': the store has not answered for %.1f s; num_nodes_waiting answers "
+                        "from the last observation", self.get_run_id(), age)
+        elif not stale and self._answering_stale:
+            log.warning("rdzv run '%s': num_nodes_waiting answers from fresh observations again", self.get_run_id())
+        self._answering_stale = stale
 
     # -- closing and leaving ----------------------------------------------------------
 
@@ -212,8 +225,31 @@ class ScalableRendezvousHandler(RendezvousHandler):
         self._store.write(keys.CLOSED, b"1")
 
     def shutdown(self) -> bool:
-        """Leave gracefully: stop beating and record our departure at once, so
-        the remaining members re-rendezvous without waiting for a TTL."""
+        """End the rendezvous for everyone, as torch's handler does.
+
+        torch's launcher calls this when its agent ends, normally or with a
+        failure (not when a signal kills it, so a node taken away by its
+        scheduler does not end the job). The run is closed, so a spare or a
+        late joiner exits instead of starting the finished job again, and
+        the members still finishing are not restarted for it (a closed run
+        counts nobody waiting); then this node stops beating. Returns whether
+        the store took the close.
+        """
+        try:
+            self.set_closed()
+            closed = True
+        except Exception as exc:  # noqa: BLE001 - shutting down must not fail the agent's exit
+            log.warning("rdzv run '%s': could not close the rendezvous: %s", self.get_run_id(), exc)
+            closed = False
+        with self._lock:
+            self._stop_heartbeats()
+            self._member = None
+        return closed
+
+    def leave(self) -> bool:
+        """Leave while the others go on: stop beating and record our departure
+        at once, so the remaining members re-rendezvous without waiting for
+        a TTL. (torch's agent never calls this; :meth:`shutdown` ends the run.)"""
         with self._lock:
             self._stop_heartbeats()
             member, self._member = self._member, None
@@ -221,7 +257,7 @@ class ScalableRendezvousHandler(RendezvousHandler):
             try:
                 record_death(self._store, member.round_no, member.rank)
                 self._store.delete(keys.alive(member.round_no, member.rank))
-            except Exception:  # noqa: BLE001 - leaving must not fail the agent's exit
+            except Exception:  # noqa: BLE001 - leaving must not fail the caller
                 return False
         return True
 

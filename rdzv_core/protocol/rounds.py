@@ -36,6 +36,7 @@ from torch.distributed.elastic.rendezvous import (
 from rdzv_core.codec import FrameCodec, FrameError, new_nonce
 from rdzv_core.guarded import GuardedStore
 from rdzv_core.protocol import keys
+from rdzv_core.protocol.decisions import seal_gate
 from rdzv_core.protocol.heartbeat import Membership
 from rdzv_core.protocol.keys import counter
 
@@ -158,20 +159,6 @@ class RoundJoiner:
                 return Membership(round_no, rank, seal.world_size, ticket), seal
             round_no += 1  # not admitted (late, or beyond max_nodes): next round
 
-    def _gate(self, before: keys.Seal | None, back: int, gone: int) -> tuple[bool, bool]:
-        """(may the round seal on last call, may it seal now), given the seal of
-        the round before (``before``), members back from it and members dead.
-
-        Round 0, or a round after one that never completed, seals on last
-        call. After a completed round, members still running it must not be
-        overtaken by a newcomer: last call counts only once the previous
-        round broke (a member returned or died), and the round seals at once
-        when every live previous member is back.
-        """
-        if before is None:
-            return True, False
-        return back + gone > 0, back + gone >= before.world_size
-
     def _progress(self, round_no: int) -> tuple[bool, int, int, int]:
         """One read: (closed, tickets taken, members back, previous members dead)."""
         closed, taken, back, gone = self._store.read_many(
@@ -190,9 +177,10 @@ class RoundJoiner:
         interval = settings.check_interval * (1 if designated else FOLLOWER_SLOWDOWN)
         quorum_since = time.monotonic() if ticket >= settings.min_nodes else None
         sealable_since: float | None = None
+        previous_world = before.world_size if before is not None else None
         if quorum_since is not None:
             _closed, _taken, back, gone = self._progress(round_no)
-            allowed, complete = self._gate(before, back, gone)
+            allowed, complete = seal_gate(previous_world, back, gone)
             if complete or (allowed and ticket == settings.max_nodes):
                 self.try_seal(round_no, ticket)
         while True:
@@ -221,7 +209,7 @@ class RoundJoiner:
                 continue
             if quorum_since is None:
                 quorum_since = now
-            last_call_allowed, previous_back = self._gate(before, back, gone)
+            last_call_allowed, previous_back = seal_gate(previous_world, back, gone)
             last_call_over = now - quorum_since >= settings.last_call_timeout
             if not (previous_back or (last_call_allowed and (last_call_over or taken >= settings.max_nodes))):
                 sealable_since = None

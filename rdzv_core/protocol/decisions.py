@@ -1,0 +1,97 @@
+"""The scalable protocol's decisions, as pure functions of what a node observed.
+
+Nothing here reads a clock or a store: callers pass in what they saw and
+when (their own ``time.monotonic()``), and act on the answer. That keeps
+every rule testable without timing, and lets the I/O loops in
+``rounds.py``, ``heartbeat.py`` and ``handler.py`` stay thin.
+
+Liveness (:class:`Watch`): a watcher reads its successor's beat every tick.
+The successor is dead when, over a stretch in which the watcher itself could
+reach the store, no new beat value appeared for a whole TTL. A stretch is
+broken by a failed read or by a gap between two successful reads longer than
+:func:`stall_limit` (the store, or the watcher, stalled): after a break the
+successor gets a whole TTL again, counted from the first read that got
+through. A frozen or restarted store therefore never makes live members look
+dead, however long it was away; a member that really died is recorded one
+TTL after the store came back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def stall_limit(ttl: float, interval: float, tick: float) -> float:
+    """The longest gap between two successful reads of a watcher that still
+    counts as one unbroken stretch.
+
+    A member's key can only lapse, or its beat stand still for a TTL, if no
+    write of it got through for about ``ttl - interval``; a watcher that saw
+    the store the whole time reads it every ``tick``. Any gap that long (less
+    a tick of slack) therefore breaks the stretch; and the limit is never
+    below two ticks, so ordinary scheduling jitter breaks nothing.
+    """
+    return max(2 * tick, ttl - interval - tick)
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What a watcher knows of its successor's beats (times on its own clock)."""
+
+    value: bytes | None  # the beat value last seen (None: none seen yet)
+    changed_at: float  # when a new value was last seen
+    reachable_since: float | None  # start of the current unbroken stretch (None: broken)
+    read_at: float  # the last successful read
+
+    @classmethod
+    def begin(cls, now: float) -> Watch:
+        """A watch that starts now (the successor gets a whole TTL)."""
+        return cls(None, now, now, now)
+
+    def failed(self) -> Watch:
+        """A read failed: the stretch is broken."""
+        return Watch(self.value, self.changed_at, None, self.read_at)
+
+    def read(self, value: bytes | None, now: float, ttl: float, stall: float) -> tuple[Watch, bool]:
+        """Fold in one successful read of the successor's beat (``None``: key
+        missing); return the new watch and whether the successor is dead."""
+        unbroken = self.reachable_since is not None and now - self.read_at <= stall
+        since = self.reachable_since if unbroken else now
+        assert since is not None
+        if value is not None and value != self.value:
+            return Watch(value, now, since, now), False
+        after = Watch(self.value, self.changed_at, since, now)
+        return after, now - max(self.changed_at, since) >= ttl
+
+
+def nodes_waiting(world_size: int, max_nodes: int, taken: int, back: int, gone: int, closed: bool) -> int:
+    """What a member's ``num_nodes_waiting()`` answers: how many nodes its
+    running round must restart for.
+
+    ``taken`` tickets of the next round, ``back`` of them held by members of
+    this round that left it for the next one (their own workers failed and
+    their agent re-rendezvoused), and ``gone`` members of this round recorded
+    dead. A member that left counts as waiting for the others, as torch's
+    wait list does; newcomers count only while the round has room (a full
+    round's newcomers are spares). Once the run is closed nothing waits: the
+    job is ending and a restart could only fail.
+    """
+    if closed:
+        return 0
+    newcomers = max(taken - back, 0) if world_size < max_nodes else 0
+    return back + newcomers + gone
+
+
+def seal_gate(previous_world: int | None, back: int, gone: int) -> tuple[bool, bool]:
+    """(may the round seal on last call, may it seal now), given the world size
+    of the round before (``None``: round 0, or the round before never
+    completed), members back from it and members of it recorded dead.
+
+    After a completed round, members still running it must not be overtaken
+    by a newcomer: last call counts only once the previous round broke (a
+    member returned or died), and the round seals at once when every live
+    previous member is back.
+    """
+    if previous_world is None:
+        return True, False
+    return back + gone > 0, back + gone >= previous_world
