@@ -7,6 +7,12 @@ built-ins of the same name (``c10d``, ``etcd``) for this process only.
 torch's registry refuses re-registration through its public ``register``, so
 the replacement writes the registry's table directly; plain ``torchrun`` is
 never affected.
+
+One torch 2.13 launcher bug is mended for ``rdzv-run`` only: a spare agent
+whose rendezvous closed (``RendezvousGracefulExitError``) returns ``None``
+from its run, and torch's launcher then fails on ``None.is_failed()`` with
+exit status 1. Under ``rdzv-run`` such an agent prints one line and exits 0
+(:func:`end_spares_cleanly`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,36 @@ def register_backends(registry: BackendRegistry) -> list[str]:
             rendezvous_handler_registry._registry[alias] = creator  # noqa: SLF001 - see module docstring
             names.append(alias)
     return names
+
+
+#: The line a spare prints when the job ended without it.
+SPARE_EXIT_LINE = "rdzv-run: this node was a spare; the rendezvous closed and the job ended without it"
+
+
+def end_spares_cleanly() -> None:
+    """Make a spare's graceful rendezvous exit end ``rdzv-run`` with status 0.
+
+    torch's ``SimpleElasticAgent.run`` returns ``None`` after
+    ``RendezvousGracefulExitError`` (both rdzv's handlers and torch's raise it
+    for a spare when the run closes), and torch 2.13's ``launch_agent`` calls
+    ``result.is_failed()`` on it. The agent's ``run`` is wrapped so that this
+    case prints :data:`SPARE_EXIT_LINE` and returns a succeeded, empty result.
+    """
+    from torch.distributed.elastic.agent.server import api
+
+    original = api.SimpleElasticAgent.run
+    if getattr(original, "rdzv_spare_exit", False):
+        return
+
+    def run(self, role: str = api.DEFAULT_ROLE):  # type: ignore[no-untyped-def]
+        result = original(self, role)
+        if result is None:
+            print(SPARE_EXIT_LINE, file=sys.stderr, flush=True)
+            return api.RunResult(state=api.WorkerState.SUCCEEDED)
+        return result
+
+    run.rdzv_spare_exit = True  # type: ignore[attr-defined]
+    api.SimpleElasticAgent.run = run  # type: ignore[method-assign]
 
 
 def check_backend(backend: str, registry: BackendRegistry) -> str | None:
@@ -74,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if note:
         print(f"rdzv-run: note: {note}", file=sys.stderr)
     register_backends(registry)
+    end_spares_cleanly()
     from torch.distributed.run import main as torch_main
 
     torch_main(argv)
