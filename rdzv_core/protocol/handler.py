@@ -37,6 +37,7 @@ from rdzv_core.guarded import GuardedStore
 from rdzv_core.protocol import keys
 from rdzv_core.protocol.heartbeat import Heartbeat, Membership, record_death
 from rdzv_core.protocol.decisions import nodes_waiting
+from rdzv_core.protocol.events import RendezvousEvents
 from rdzv_core.protocol.rounds import RoundJoiner, RoundSettings
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class ScalableRendezvousHandler(RendezvousHandler):
         self._free_port: int | None = None  # announced for the next round (agent store not shared)
         self._lock = threading.Lock()
         self._answering_stale = False
+        self._events = RendezvousEvents(settings.rounds.run_id, self._node, settings.local_addr, os.getpid())
 
     # -- identity ------------------------------------------------------------------
 
@@ -128,13 +130,19 @@ class ScalableRendezvousHandler(RendezvousHandler):
     def next_rendezvous(self) -> RendezvousInfo:
         """See base class (raises ``RendezvousClosedError`` once the run is closed)."""
         deadline = time.monotonic() + self._settings.rounds.join_timeout
-        member, seal = self._joiner.join(self._member, deadline)
+        self._events.joining()
+        try:
+            member, seal = self._joiner.join(self._member, deadline)
+        except Exception as exc:
+            self._events.failed("next_rendezvous", exc)
+            raise
+        self._events.joined(member.round_no, member.rank, member.world_size)
         with self._lock:
             self._stop_heartbeats()
             self._member = member
             self._heartbeat = Heartbeat(
                 self._store, member, self._settings.keep_alive_interval, self._settings.heartbeat_ttl,
-                tick=self._settings.rounds.check_interval,
+                tick=self._settings.rounds.check_interval, events=self._events,
             ).start()
         store = dist.PrefixStore(f"rdzv.{self.get_run_id()}.{member.round_no}", self._c10d_store)
         return RendezvousInfo(store, member.rank, member.world_size, self._bootstrap_info(member.rank, store, seal))
@@ -223,6 +231,7 @@ class ScalableRendezvousHandler(RendezvousHandler):
     def set_closed(self) -> None:
         """See base class."""
         self._store.write(keys.CLOSED, b"1")
+        self._events.closed()
 
     def shutdown(self) -> bool:
         """End the rendezvous for everyone, as torch's handler does.
@@ -239,6 +248,7 @@ class ScalableRendezvousHandler(RendezvousHandler):
             self.set_closed()
             closed = True
         except Exception as exc:  # noqa: BLE001 - shutting down must not fail the agent's exit
+            self._events.failed("shutdown", exc)
             log.warning("rdzv run '%s': could not close the rendezvous: %s", self.get_run_id(), exc)
             closed = False
         with self._lock:

@@ -33,6 +33,7 @@ from typing import Callable
 from rdzv_core.guarded import GuardedStore
 from rdzv_core.protocol import keys
 from rdzv_core.protocol.decisions import Watch, stall_limit
+from rdzv_core.protocol.events import RendezvousEvents
 from rdzv_core.protocol.scheduler import Scheduler, TaskHandle, shared_scheduler
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,10 @@ class Heartbeat:
         ttl: float,
         tick: float = 1.0,
         scheduler: Scheduler | None = None,
+        events: RendezvousEvents | None = None,
     ) -> None:
         self._store = store
+        self._events = events
         self.member = member
         self._interval = interval
         self._ttl = ttl
@@ -207,6 +210,8 @@ class Heartbeat:
             return
         if record_death(self._store, member.round_no, self._watched):
             log.warning("rdzv: member %s of round %s stopped beating", self._watched, member.round_no)
+            if self._events is not None:
+                self._events.dead_member(member.round_no, self._watched)
         self._watched = (self._watched + 1) % member.world_size
         self._watch = Watch.begin(now)
 
@@ -214,6 +219,8 @@ class Heartbeat:
         """Log the first failure of an outage (not one line per tick)."""
         if self._outage_since is None:
             self._outage_since = time.monotonic()
+            if self._events is not None:
+                self._events.beat_failed(exc)
             log.warning("rdzv heartbeat of round %s: the store does not answer (%s); liveness judgements "
                         "are suspended until it does", self.member.round_no, exc)
 
