@@ -1,4 +1,4 @@
-"""End-to-end: real rdzv-run/torchrun agents on etcd, 2 agents x 2 gloo workers."""
+"""End-to-end: real rdzv-run/torchrun agents on etcd running a gloo all-reduce (2 workers each)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from rdzv_core.testing.launch import Agent, agent_command, long_job, start_agent, stop_all, stop_job, wait_for_text
+from rdzv_core.testing.launch import (
+    Agent,
+    agent_command,
+    long_job,
+    run_rank0_node_loss,
+    start_agent,
+    stop_all,
+    stop_job,
+    wait_for_text,
+)
 from rdzv_etcd.testing.servers import EtcdCluster
 
 pytestmark = pytest.mark.launch
@@ -68,3 +77,20 @@ def test_first_agent_killed_the_other_re_rendezvous_and_finishes(tmp_path: Path,
     final = [r for r in agents[1].reports() if r["restart"] >= 1]
     assert sorted(r["rank"] for r in final) == [0, 1]
     assert all(r["world_size"] == 2 and r["sum"] == 3.0 for r in final)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("protocol", ["torch", "scalable"])
+def test_three_agents_rank0_node_killed_survivors_take_the_new_master(
+    tmp_path: Path, etcd_server: EtcdCluster, protocol: str
+) -> None:
+    """Three agents (``--nnodes=2:3``) in torch's default shared-store mode;
+    the node holding rank 0 is killed: the two others re-rendezvous, bootstrap
+    from a store that a survivor hosts and finish at world size 4 (see the
+    same test for Redis: protocol=torch through ``publish_worker_store_every_round``,
+    protocol=scalable through rank 0's endpoint in the seal).
+    """
+    conf = {**FAST, "last_call_timeout": 15, "protocol": protocol}  # one first round for all three
+    result = run_rank0_node_loss(tmp_path, "etcd", etcd_server.endpoint, f"e2e-rank0-loss-{protocol}", conf)
+    print(f"etcd protocol={protocol}: kill -> 4-worker round in {result.seconds_to_full_round:.1f} s")
