@@ -22,9 +22,46 @@ if TYPE_CHECKING:  # pragma: no cover
     from rdzv_core.backend import RdzvBackend
 
 
+def _is_transient_connect_error(adapter_cls: type[StateStore], exc: Exception) -> bool:
+    """Whether ``exc``, raised by ``adapter_cls.from_params``, is worth another
+    attempt: one of the transient types the core retries in every later
+    operation (``ConnectionError``, ``TimeoutError`` and the adapter's
+    declared ``retryable_errors``), and never a configuration error."""
+    retryable = (ConnectionError, TimeoutError, *adapter_cls.retryable_errors)
+    return isinstance(exc, retryable) and not isinstance(exc, ValueError)
+
+
+def _connect_until(adapter_cls: type[StateStore], params: RendezvousParameters, connect_timeout: float) -> StateStore:
+    """``adapter_cls.from_params(params)``, called again after each transient
+    failure (with backoff) until ``connect_timeout`` seconds have passed;
+    raises :class:`~rdzv_core.retry.GaveUp` then. Other errors pass at once."""
+    import logging
+
+    from rdzv_core.retry import Deadline, retry_transient
+
+    log = logging.getLogger(__name__)
+
+    def report(exc: Exception, attempts: int) -> None:
+        log.log(logging.WARNING if attempts == 1 else logging.DEBUG,
+                "rdzv backend '%s': connecting to %r failed (attempt %d: %s: %s); retrying until "
+                "connect_timeout=%g s", params.backend, params.endpoint, attempts, type(exc).__name__, exc,
+                connect_timeout)
+
+    return retry_transient(lambda: adapter_cls.from_params(params), Deadline(connect_timeout),
+                           lambda exc: _is_transient_connect_error(adapter_cls, exc), report)
+
+
 def connect_adapter(params: RendezvousParameters, registry: BackendRegistry | None = None) -> tuple[StateStore, CoreConfig]:
-    """Select, configure and connect the adapter that ``params.backend`` names."""
+    """Select, configure and connect the adapter that ``params.backend`` names.
+
+    Transient failures of the first connection (refused, reset, timed out:
+    see :func:`_is_transient_connect_error`) are retried until
+    ``connect_timeout``; configuration and other client errors (bad
+    password, TLS verification) fail at once.
+    """
     from torch.distributed.elastic.rendezvous import RendezvousConnectionError
+
+    from rdzv_core.retry import GaveUp
 
     registry = registry if registry is not None else load_registry()
     adapter_cls = registry.get(params.backend)
@@ -35,7 +72,15 @@ def connect_adapter(params: RendezvousParameters, registry: BackendRegistry | No
         raise RdzvConfigError(f"rdzv backend '{params.backend}': the run id (--rdzv-id) must not be empty")
     prefix = f"rdzv backend '{params.backend}'"
     try:
-        adapter = adapter_cls.from_params(params)
+        adapter = _connect_until(adapter_cls, params, core.connect_timeout)
+    except GaveUp as gave_up:
+        last = gave_up.last
+        raise RendezvousConnectionError(
+            f"{prefix}: cannot connect to {params.endpoint!r}: {gave_up.attempts} "
+            f"attempt{'' if gave_up.attempts == 1 else 's'} to connect failed "
+            f"in {gave_up.elapsed:.1f} s, and connect_timeout={core.connect_timeout:g} s has run out; "
+            f"last error: {type(last).__name__}: {last}"
+        ) from last
     except ValueError as exc:  # RdzvConfigError included: add the backend if missing
         if str(exc).startswith(prefix):
             raise

@@ -100,3 +100,43 @@ def poll_for(check: Callable[[], T | None], timeout: float, check_first: bool = 
         result = check()
         if result is not None:
             return result
+
+
+class GaveUp(Exception):
+    """:func:`retry_transient` ran out of time; ``last`` is the last error."""
+
+    def __init__(self, last: Exception, attempts: int, elapsed: float) -> None:
+        super().__init__(f"gave up after {attempts} attempts in {elapsed:.1f} s: {type(last).__name__}: {last}")
+        self.last = last
+        self.attempts = attempts
+        self.elapsed = elapsed
+
+
+def retry_transient(
+    call: Callable[[], T],
+    deadline: Deadline,
+    transient: Callable[[Exception], bool],
+    on_retry: Callable[[Exception, int], None] | None = None,
+    backoff: Backoff | None = None,
+) -> T:
+    """``call()``, called again after every error that ``transient`` accepts
+    until it returns or ``deadline`` passes; any other error is raised at once.
+
+    Between attempts it sleeps ``backoff`` (default: 50 ms doubling to 1 s,
+    with jitter), cut short at the deadline, and no attempt starts after it:
+    then :class:`GaveUp` is raised from the last error. ``on_retry(error,
+    attempts so far)`` is called before each sleep.
+    """
+    backoff = backoff or Backoff(initial=0.05, maximum=1.0)
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - classified by ``transient``
+            if not transient(exc):
+                raise
+            if on_retry is not None:
+                on_retry(exc, attempts)
+            if not deadline.sleep(backoff.next_delay()):
+                raise GaveUp(exc, attempts, deadline.elapsed()) from exc

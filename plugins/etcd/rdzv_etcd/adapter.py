@@ -63,7 +63,8 @@ class EtcdStateStore(StateStore):
     conf_keys = CONF_KEYS
     supports_ttl = True
     # Declared on the class too (the types are pure Python): the core maps
-    # errors raised by ``from_params`` before any instance exists.
+    # errors raised by ``from_params`` before any instance exists, and retries
+    # these until connect_timeout.
     retryable_errors: tuple[type[BaseException], ...] = (EtcdUnavailable, EtcdTimeout)
     client_errors: tuple[type[BaseException], ...] = (EtcdError,)
 
@@ -84,17 +85,24 @@ class EtcdStateStore(StateStore):
     def from_params(cls, params: RendezvousParameters) -> EtcdStateStore:
         """Parse the settings, connect to a member, authenticate and check access.
 
-        A wrong password, an unreachable cluster, a port that is not etcd or a
-        TLS mismatch fails here, naming the endpoint(s), within
-        ``max(connect_timeout, read_timeout)``.
+        One attempt, bounded by ``max(connect_timeout, read_timeout)``; every
+        error names the endpoint(s). No member reachable, or a connection cut
+        (refused, reset, closed), raises ``EtcdUnavailable``, a transient
+        error the core retries until ``connect_timeout``. A wrong password or
+        missing permission (``EtcdAuthError``), a TLS handshake that fails
+        (an untrusted certificate, a refused client certificate) or a port
+        that does not speak HTTP/2 (``EtcdRequestError``) raise what no retry
+        can fix.
         """
         settings = EtcdSettings.from_params(params)
         client = cls._new_client(settings)
         try:
             member = client.connect(max(settings.connect_timeout, settings.read_timeout),
                                     KeySpace(settings.key_prefix, settings.run_id).root)
-        except BaseException:
+        except BaseException as exc:
             client.close()
+            if isinstance(exc, EtcdUnavailable) and _cannot_connect_ever(exc):
+                raise EtcdRequestError(str(exc), exc.endpoint, exc.code) from exc
             raise
         log.debug("rdzv etcd: connected to %s", member)
         return cls(settings, client)
@@ -253,6 +261,20 @@ class EtcdStateStore(StateStore):
                 if key in state and event_revision >= state[key][1]:
                     state[key] = (bytes(value) if is_put else None, event_revision)
             yield {k: value for k, (value, _) in state.items()}
+
+
+#: What gRPC reports for a first connection that no retry can fix: a failed
+#: TLS handshake (the server certificate is not trusted, the server refused
+#: ours, the port does not speak TLS) or a port that does not speak HTTP/2.
+#: (A connection closed during the handshake is not among them: a cut
+#: connection looks the same.)
+_HOPELESS_CONNECT_FAILURES = ("SSL_ERROR_SSL", "CERTIFICATE_VERIFY_FAILED", "Failed parsing HTTP/2")
+
+
+def _cannot_connect_ever(exc: EtcdUnavailable) -> bool:
+    """Whether the unavailable cluster of ``exc`` failed in a way that
+    retrying cannot fix (see :data:`_HOPELESS_CONNECT_FAILURES`)."""
+    return any(marker in str(exc) for marker in _HOPELESS_CONNECT_FAILURES)
 
 
 def _counter(found: KeyValue | None, key: bytes) -> int:

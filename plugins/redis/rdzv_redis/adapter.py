@@ -78,12 +78,13 @@ class RedisStateStore(StateStore):
 
     @classmethod
     def from_params(cls, params: RendezvousParameters) -> RedisStateStore:
-        """Parse the endpoint and conf keys, connect, and PING the server.
+        """Parse the endpoint and conf keys, connect, and PING the server once.
 
-        Bad configuration, a rejected login, a TLS mismatch or a server that
-        is not Redis raise ``RdzvConfigError`` (a ``ValueError``) at once; a
-        server that stays unreachable for ``connect_timeout`` seconds raises
-        :class:`~rdzv_redis.client.RedisUnavailableError` (an ``OSError``).
+        Bad configuration, a rejected login, a TLS mismatch, an unknown
+        database or a server that is not Redis raise ``RdzvConfigError`` (a
+        ``ValueError``); a server that cannot be reached or does not answer
+        raises :class:`~rdzv_redis.client.RedisUnavailableError` (a
+        ``ConnectionError``), which the core retries until ``connect_timeout``.
         """
         from rdzv_redis.client import build_client, verify
 

@@ -9,12 +9,9 @@ RESP2 is used for the widest server compatibility.
 from __future__ import annotations
 
 import functools
-
-import time
 from typing import TYPE_CHECKING, Any
 
 from rdzv_core.errors import RdzvConfigError
-from rdzv_core.retry import Backoff
 
 from rdzv_redis.errors import describe, is_auth_failure, is_transient, tls_failure
 from rdzv_redis.settings import PASSWORD_ENV, RedisSettings
@@ -24,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class RedisUnavailableError(ConnectionError):
-    """The server could not be reached (or did not answer) in time at start-up."""
+    """The server could not be reached (or did not answer) at start-up: transient."""
 
 
 def _no_retry() -> Any:
@@ -172,30 +169,22 @@ def _links(exc: BaseException) -> list[BaseException]:
 
 
 def verify(client: redis.Redis, settings: RedisSettings) -> None:
-    """PING the server until it answers, a permanent error, or ``connect_timeout``.
+    """PING the server once.
 
-    Transient failures (refused, timed out, still loading, no master yet) are
-    retried with backoff until ``connect_timeout`` has passed, so agents may
-    start a moment before Redis does. Failures no retry can fix (wrong
-    password, TLS mismatch, not a Redis server) raise at once.
+    A transient failure (refused, reset, timed out, still loading, no master
+    yet) raises :class:`RedisUnavailableError`, which the core retries with
+    backoff until ``connect_timeout`` (so agents may start a moment before
+    Redis does). A failure no retry can fix (wrong password, TLS mismatch,
+    unknown database, not a Redis server) raises ``RdzvConfigError``.
     """
     import redis
 
-    started = time.monotonic()
-    backoff = Backoff(initial=0.05, maximum=1.0)
-    while True:
-        try:
-            client.ping()
-            return
-        except (redis.RedisError, OSError) as exc:
-            if not is_transient(exc):
-                raise _permanent_failure(settings, exc) from exc
-            elapsed = time.monotonic() - started
-            if elapsed + 0.05 >= settings.connect_timeout:
-                hint = _unavailable_hint(settings, exc)
-                raise RedisUnavailableError(
-                    f"no answer from Redis at {settings.describe} after {elapsed:.1f} s "
-                    f"(connect_timeout {settings.connect_timeout:g} s, read_timeout {settings.read_timeout:g} s): "
-                    f"{describe(exc)}{hint}"
-                ) from exc
-            time.sleep(min(backoff.next_delay(), max(settings.connect_timeout - elapsed, 0.0)))
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        if not is_transient(exc):
+            raise _permanent_failure(settings, exc) from exc
+        raise RedisUnavailableError(
+            f"no answer from Redis at {settings.describe} to PING (connect_timeout {settings.connect_timeout:g} s, "
+            f"read_timeout {settings.read_timeout:g} s): {describe(exc)}{_unavailable_hint(settings, exc)}"
+        ) from exc
