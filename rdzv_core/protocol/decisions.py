@@ -95,3 +95,31 @@ def seal_gate(previous_world: int | None, back: int, gone: int) -> tuple[bool, b
     if previous_world is None:
         return True, False
     return back + gone > 0, back + gone >= previous_world
+
+
+def sealable(taken: int, back: int, gone: int, previous_world: int | None, min_nodes: int, max_nodes: int,
+             last_call_over: bool) -> bool:
+    """Whether a waiter that sees ``taken`` tickets (``back`` of them
+    returners, ``gone`` previous members dead) may seal the round now:
+    every live previous member is back, or last call is allowed and either
+    over or the round is full; never below ``min_nodes`` tickets."""
+    if taken < min_nodes:
+        return False
+    last_call_allowed, previous_back = seal_gate(previous_world, back, gone)
+    return previous_back or (last_call_allowed and (last_call_over or taken >= max_nodes))
+
+
+def admitted(slots_written: list[bool], min_nodes: int, max_nodes: int) -> tuple[int, ...] | None:
+    """The tickets a seal admits, given whether the slot of each ticket
+    1, 2, ... is written: the first ``max_nodes`` with a slot, in ticket
+    order (their ranks are their positions), or ``None`` when fewer than
+    ``min_nodes`` qualify."""
+    chosen = tuple(t for t, written in enumerate(slots_written[:max_nodes], start=1) if written)
+    return chosen if len(chosen) >= min_nodes else None
+
+
+def is_spare(ticket: int, returning: bool, previous_world: int | None, max_nodes: int) -> bool:
+    """A joiner beyond ``max_nodes``, or a newcomer while the running round is
+    full, is a spare: like torch's redundancy list it waits without a join
+    timeout and exits gracefully when the run closes."""
+    return ticket > max_nodes or (not returning and previous_world is not None and previous_world >= max_nodes)

@@ -36,7 +36,7 @@ from torch.distributed.elastic.rendezvous import (
 from rdzv_core.codec import FrameCodec, FrameError, new_nonce
 from rdzv_core.guarded import GuardedStore
 from rdzv_core.protocol import keys
-from rdzv_core.protocol.decisions import seal_gate
+from rdzv_core.protocol import decisions
 from rdzv_core.protocol.heartbeat import Membership
 from rdzv_core.protocol.keys import counter
 
@@ -101,11 +101,11 @@ class RoundJoiner:
         count = min(tickets_taken, settings.max_nodes)
         slot_keys = [keys.slot(round_no, t) for t in range(1, count + 1)]
         if self._store.wait(slot_keys, SLOT_GRACE):  # the common case: one check
-            admitted = tuple(range(1, count + 1))
+            written = [True] * count
         else:
-            present = self._store.read_many(slot_keys)
-            admitted = tuple(t for t, v in zip(range(1, count + 1), present) if v is not None)
-        if len(admitted) < settings.min_nodes:
+            written = [v is not None for v in self._store.read_many(slot_keys)]
+        admitted = decisions.admitted(written, settings.min_nodes, settings.max_nodes)
+        if admitted is None:
             return False
         seal = keys.Seal(round_no, admitted, self._master_of(round_no, admitted[0]))
         value = self._codec.encode(seal.encode(), new_nonce())
@@ -150,9 +150,8 @@ class RoundJoiner:
             # A newcomer while the current round is full is a spare: like
             # torch's redundancy list it waits without a join timeout.
             before = self.read_seal(round_no - 1) if round_no > 0 else None
-            spare = ticket > self._settings.max_nodes or (
-                not returning and before is not None and before.world_size >= self._settings.max_nodes
-            )
+            spare = decisions.is_spare(ticket, returning, before.world_size if before else None,
+                                       self._settings.max_nodes)
             seal = self._await_seal(round_no, ticket, deadline, spare, before)
             rank = seal.rank_of(ticket)
             if rank is not None:
@@ -180,7 +179,7 @@ class RoundJoiner:
         previous_world = before.world_size if before is not None else None
         if quorum_since is not None:
             _closed, _taken, back, gone = self._progress(round_no)
-            allowed, complete = seal_gate(previous_world, back, gone)
+            allowed, complete = decisions.seal_gate(previous_world, back, gone)
             if complete or (allowed and ticket == settings.max_nodes):
                 self.try_seal(round_no, ticket)
         while True:
@@ -204,14 +203,11 @@ class RoundJoiner:
                     f"rdzv run '{settings.run_id}': round {round_no} did not complete within "
                     f"join_timeout={settings.join_timeout:g} s (min_nodes={settings.min_nodes})"
                 )
-            if taken < settings.min_nodes:
-                sealable_since = None
-                continue
-            if quorum_since is None:
+            if taken >= settings.min_nodes and quorum_since is None:
                 quorum_since = now
-            last_call_allowed, previous_back = seal_gate(previous_world, back, gone)
-            last_call_over = now - quorum_since >= settings.last_call_timeout
-            if not (previous_back or (last_call_allowed and (last_call_over or taken >= settings.max_nodes))):
+            last_call_over = quorum_since is not None and now - quorum_since >= settings.last_call_timeout
+            if not decisions.sealable(taken, back, gone, previous_world, settings.min_nodes, settings.max_nodes,
+                                      last_call_over):
                 sealable_since = None
                 continue
             sealable_since = now if sealable_since is None else sealable_since
