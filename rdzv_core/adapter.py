@@ -97,7 +97,10 @@ class StateStore(ABC):
 
         Raise ``ValueError`` naming the offending key or endpoint for bad
         input; the core adds the backend name and re-raises it as a
-        configuration error.
+        configuration error. A ``ConnectionError``, ``TimeoutError`` or one
+        of the class's ``retryable_errors`` makes the core call this again,
+        with backoff, until ``connect_timeout``; any other error fails at
+        once (raise a non-retryable type for a refused login or a TLS failure).
         """
 
     @property
