@@ -135,6 +135,7 @@ def create_rdzv_handler(params: RendezvousParameters, registry: BackendRegistry 
     backend, store = create_backend(params, registry)
     handler = create_handler(store, backend, params)
     publish_worker_store_every_round(handler)
+    answer_waiting_through_outages(handler)
     return handler
 
 
@@ -158,3 +159,39 @@ def publish_worker_store_every_round(handler: RendezvousHandler) -> None:
         return original()
 
     handler.next_rendezvous = next_rendezvous  # type: ignore[method-assign]
+
+
+def answer_waiting_through_outages(handler: RendezvousHandler) -> None:
+    """Make torch's handler's ``num_nodes_waiting`` outlive a store outage.
+
+    torch's agent calls ``num_nodes_waiting()`` from its monitor loop, and an
+    exception there ends the agent. torch's handler syncs its state through
+    the backend on that call, so a store that stops answering for longer
+    than ``read_timeout`` (a failover, a restart) would end every agent. Here
+    an error returns the last good answer instead (0 before the first),
+    logged once per outage. The call still waits for the store as long as
+    torch's handler does (up to ``read_timeout``); rdzv's scalable handler
+    answers without touching the store at all.
+    """
+    import logging
+
+    log = logging.getLogger(__name__)
+    original = handler.num_nodes_waiting
+    last = [0]
+    failing = [False]
+
+    def num_nodes_waiting() -> int:
+        try:
+            last[0] = original()
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            if not failing[0]:
+                log.warning("rdzv run '%s': num_nodes_waiting could not read the rendezvous (%s); answering %d, "
+                            "the last good answer, until the store answers again", handler.get_run_id(), exc, last[0])
+            failing[0] = True
+            return last[0]
+        if failing[0]:
+            log.warning("rdzv run '%s': num_nodes_waiting reads the rendezvous again", handler.get_run_id())
+            failing[0] = False
+        return last[0]
+
+    handler.num_nodes_waiting = num_nodes_waiting  # type: ignore[method-assign]
