@@ -131,6 +131,20 @@ class StateStore(ABC):
         """Atomically add ``amount`` to the counter at ``key`` (missing = 0)
         and return the new value."""
 
+    def increment(self, key: str) -> int:
+        """Atomically add 1 to the counter at ``key`` (missing = 0) and return
+        the new value: 1, 2, 3, ... to concurrent callers, each number once.
+
+        What the scalable protocol counts with (tickets, returners, deaths).
+        ``read``/``read_many`` of the key return the count as ASCII digits,
+        as for ``add``; a key is counted either with ``increment`` or with
+        ``add``, never both. The fallback is ``add(key, 1)``; adapters whose
+        ``add`` costs more under contention (etcd's is a compare-and-put
+        loop: K concurrent callers cost O(K²) transactions) implement it in
+        one round trip.
+        """
+        return self.add(key, 1)
+
     @abstractmethod
     def delete(self, key: str) -> bool:
         """Delete ``key``; return whether it existed."""

@@ -231,6 +231,10 @@ class GuardedStore:
         """Atomically add to a counter; retried only where provably unsent."""
         return self._call("add", key, self.adapter.add, (key, amount), None, self._is_unsent)
 
+    def increment(self, key: str) -> int:
+        """Atomically add 1 to a counter; retried only where provably unsent (as ``add``)."""
+        return self._call("add", key, self.adapter.increment, (key,), None, self._is_unsent)
+
     def cas(
         self,
         key: str,

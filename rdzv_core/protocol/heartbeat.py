@@ -56,7 +56,7 @@ def record_death(store: GuardedStore, round_no: int, rank: int) -> bool:
     result = store.cas(marker, None, b"1", landed=lambda cur: cur is not None)
     if not result.applied:
         return False
-    store.add(keys.dead(round_no), 1)
+    store.increment(keys.dead(round_no))
     return True
 
 

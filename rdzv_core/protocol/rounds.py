@@ -142,11 +142,11 @@ class RoundJoiner:
         """Join rounds until admitted; return our membership and the seal."""
         round_no = self.open_round(previous.round_no + 1 if previous else 0)
         while True:
-            ticket = self._store.add(keys.ticket(round_no), 1)
+            ticket = self._store.increment(keys.ticket(round_no))
             self._store.write(keys.slot(round_no, ticket), self._describe(ticket))
             returning = previous is not None and previous.round_no == round_no - 1
             if returning:
-                self._store.add(keys.returning(round_no), 1)
+                self._store.increment(keys.returning(round_no))
             # A newcomer while the current round is full is a spare: like
             # torch's redundancy list it waits without a join timeout.
             before = self.read_seal(round_no - 1) if round_no > 0 else None

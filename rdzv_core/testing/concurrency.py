@@ -73,6 +73,25 @@ class ConcurrencyTests:
         assert final == THREADS * INCREMENTS
         assert reported == THREADS * INCREMENTS
 
+    def test_concurrent_increments_hand_out_each_number_once(self, harness: AdapterHarness) -> None:
+        run = harness.new_run_id()
+        adapters = [harness.adapter(run) for _ in range(THREADS)]
+        numbers: list[int] = []
+        lock = threading.Lock()
+
+        def take(adapter) -> None:  # type: ignore[no-untyped-def]
+            mine = [adapter.increment("tickets") for _ in range(INCREMENTS)]
+            with lock:
+                numbers.extend(mine)
+
+        threads = [threading.Thread(target=take, args=(a,)) for a in adapters]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(300)
+        assert sorted(numbers) == list(range(1, THREADS * INCREMENTS + 1))
+        assert adapters[0].read("tickets").value == str(THREADS * INCREMENTS).encode()
+
     def test_exact_count_with_lost_replies_and_failed_sends(self, harness: AdapterHarness) -> None:
         run = harness.new_run_id()
         faulty = [FaultyStore(harness.adapter(run), every=3) for _ in range(THREADS)]

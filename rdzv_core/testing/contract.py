@@ -59,6 +59,43 @@ class PrimitiveTests:
         assert adapter.add("n", -2) == 3
         assert adapter.read("n").value == b"3"
 
+    def test_increment_counts_from_one_and_reads_back_as_ascii(self, harness: AdapterHarness) -> None:
+        run = harness.new_run_id()
+        adapter, other = harness.adapter(run), harness.adapter(run)
+        assert [adapter.increment("t"), other.increment("t"), adapter.increment("t")] == [1, 2, 3]
+        assert other.read("t").value == b"3"
+        assert other.read_many(["t", "missing"]) == [b"3", None]
+
+    def test_wait_read_of_an_incremented_counter(self, harness: AdapterHarness) -> None:
+        run = harness.new_run_id()
+        waiter, writer = harness.adapter(run), harness.adapter(run)
+        writer.increment("tickets")
+        timer = threading.Timer(0.2, lambda: writer.increment("tickets"))
+        timer.start()
+        try:
+            assert waiter.wait_read("tickets", 30.0) in (b"1", b"2")
+            assert waiter.wait(["tickets"], 0.0)
+        finally:
+            timer.join()
+        assert waiter.read("tickets").value == b"2"
+
+    def test_read_many_and_wait_of_more_keys_than_a_transaction_holds(self, harness: AdapterHarness) -> None:
+        """A sealer waits on every slot of a round: hundreds of keys (etcd
+        refuses transactions of more than 128 operations by default)."""
+        run = harness.new_run_id()
+        waiter, writer = harness.adapter(run), harness.adapter(run)
+        names = [f"many/{i}" for i in range(300)]
+        for name in names[:-1]:
+            writer.write(name, name.encode())
+        assert waiter.wait(names, 0.0) is False
+        timer = threading.Timer(0.3, lambda: writer.write(names[-1], b"last"))
+        timer.start()
+        try:
+            assert waiter.wait(names, 30.0) is True
+        finally:
+            timer.join()
+        assert waiter.read_many(names) == [n.encode() for n in names[:-1]] + [b"last"]
+
     def test_count_sees_only_the_prefix_of_this_run(self, harness: AdapterHarness) -> None:
         run = harness.new_run_id()
         adapter, other_run = harness.adapter(run), harness.adapter(harness.new_run_id())

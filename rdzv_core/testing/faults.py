@@ -68,6 +68,10 @@ class WrappedStore(StateStore):
         """Delegated, with faults."""
         return self._call("add", lambda: self.inner.add(key, amount))
 
+    def increment(self, key: str) -> int:
+        """Delegated, with faults like ``add``."""
+        return self._call("add", lambda: self.inner.increment(key))
+
     def delete(self, key: str) -> bool:
         """Delegated, with faults."""
         return self._call("delete", lambda: self.inner.delete(key))

@@ -10,6 +10,9 @@
   does not exist yet). A reply lost to a leader change is settled by reading
   the receipt: the add is applied exactly once, and it survives failover
   instead of reporting "outcome unknown".
+* ``increment`` (the protocol's tickets and counters) is one transaction
+  without a compare: the count is the key's etcd ``version``, so K
+  concurrent callers cost K transactions, not O(K²).
 * ``wait`` and ``wait_read`` read the keys, then watch them from the
   revision after that read: a write that lands between the read and the
   watch is still seen, and a put event carries the value.
@@ -25,7 +28,7 @@ import uuid
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar
 
 from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
-from rdzv_core.retry import Backoff
+from rdzv_core.retry import Backoff, Deadline, GaveUp, retry_transient
 
 from rdzv_etcd.errors import EtcdError, EtcdRequestError, EtcdTimeout, EtcdUnavailable, LeaseNotFound
 from rdzv_etcd.keys import KeySpace
@@ -42,6 +45,21 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: etcd refuses transactions with more than 128 operations by default.
 _MAX_TXN_OPS = 64
+
+
+#: The value of a key counted with ``increment``: the count is the key's
+#: ``version`` (etcd counts every put of a key since its creation), so the
+#: value carries nothing; reads return the version instead.
+COUNTED = b"\0rdzv-counted"
+
+
+def value_of(kv: KeyValue | None) -> bytes | None:
+    """What a read returns for ``kv``: its value, or the count of a key
+    counted with ``increment`` (``None`` for a missing key)."""
+    if kv is None:
+        return None
+    value = bytes(kv.value)
+    return str(kv.version).encode() if value == COUNTED else value
 
 
 def rpc_timeout_for(read_timeout: float) -> float:
@@ -150,16 +168,23 @@ class EtcdStateStore(StateStore):
     def read(self, key: str) -> Versioned | None:
         """See base class."""
         found, _ = self._client.get(self._keys.key(key), budget=self._budget)
-        return None if found is None else Versioned(found.value, found.mod_revision)
+        return None if found is None else Versioned(value_of(found) or b"", found.mod_revision)
 
     def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """See base class: one read-only transaction per 64 keys."""
-        values: list[bytes | None] = []
-        for start in range(0, len(keys), _MAX_TXN_OPS):
-            chunk = [self._keys.key(k) for k in keys[start : start + _MAX_TXN_OPS]]
-            found, _ = self._client.get_many(chunk, budget=self._budget)
-            values.extend(None if kv is None else kv.value for kv in found)
-        return values
+        found, _ = self._get_batched([self._keys.key(k) for k in keys], self._budget)
+        return [value_of(kv) for kv in found]
+
+    def _get_batched(self, full: Sequence[bytes], budget: float) -> tuple[list[KeyValue | None], list[int]]:
+        """The keys, read in transactions of at most 64 (etcd refuses more than
+        128 operations in one), and for each key the revision it was read at."""
+        found: list[KeyValue | None] = []
+        revisions: list[int] = []
+        for start in range(0, len(full), _MAX_TXN_OPS):
+            chunk, revision = self._client.get_many(full[start : start + _MAX_TXN_OPS], budget=budget)
+            found.extend(chunk)
+            revisions.extend([revision] * len(chunk))
+        return found, revisions
 
     def cas(self, key: str, token: Token | None, value: bytes) -> CasResult:
         """See base class: one transaction comparing ``mod_revision``."""
@@ -234,6 +259,47 @@ class EtcdStateStore(StateStore):
                     raise
                 time.sleep(min(backoff.next_delay(), left))
 
+    def increment(self, key: str) -> int:
+        """See base class: one transaction, however many callers contend.
+
+        The transaction puts :data:`COUNTED` (no compare: every put
+        succeeds, and etcd bumps the key's version by one), creates a one-off
+        receipt, and reads the key back: its version is our number. A reply
+        lost to a leader change is settled like ``add``'s: the receipt exists
+        only if our put landed, and the key's version at the receipt's
+        creation revision is our number.
+        """
+        full = self._keys.key(key)
+        receipt = self._keys.receipt(uuid.uuid4().hex)
+        end = time.monotonic() + self._budget
+
+        def attempt(lease: int) -> int:
+            mark = self._leases.receipt_lease(2 * self._budget, self._budget)
+            try:
+                result = self._client.txn(
+                    [RevisionIs(receipt, 0, created=True)],
+                    [Put(full, COUNTED, lease), Put(receipt, b"", mark), Get(full)], [Get(receipt)],
+                    budget=max(end - time.monotonic(), 0.05))
+            except LeaseNotFound:
+                self._leases.forget(mark)  # either lease may be the one that vanished
+                raise
+            counted = result.results[-1] if result.succeeded else None
+            if isinstance(counted, KeyValue):
+                return counted.version
+            landed = result.results[0]  # the receipt exists: an earlier attempt landed
+            assert isinstance(landed, KeyValue)
+            then, _ = self._client.get(full, budget=max(end - time.monotonic(), 0.05),
+                                       revision=landed.create_revision)
+            assert then is not None
+            return then.version
+
+        try:
+            return retry_transient(lambda: self._with_lease(attempt), Deadline(self._budget),
+                                   lambda exc: isinstance(exc, (EtcdUnavailable, EtcdTimeout)),
+                                   backoff=Backoff(initial=0.02, maximum=0.5))
+        except GaveUp as gave_up:
+            raise gave_up.last from None
+
     def wait(self, keys: Sequence[str], timeout: float) -> bool:
         """See base class: read, then watch from the next revision (no lost wake-ups)."""
         full = [self._keys.key(k) for k in keys]
@@ -250,16 +316,18 @@ class EtcdStateStore(StateStore):
         every batch of changes, watched from the revision after that read so
         that no write in between is missed; ends after ``timeout`` s."""
         end = time.monotonic() + timeout
-        found, revision = self._client.get_many(full, budget=min(self._budget, max(timeout, 1.0)))
-        state = {k: (None if kv is None else bytes(kv.value), revision) for k, kv in zip(full, found)}
+        found, revisions = self._get_batched(full, min(self._budget, max(timeout, 1.0)))
+        # Watched from after the first batch's read, so no change is missed; a
+        # key's events up to the revision it was read at are already in its value.
+        state = {k: (value_of(kv), revision) for k, kv, revision in zip(full, found, revisions)}
         yield {k: value for k, (value, _) in state.items()}
         left = end - time.monotonic()
         if left <= 0:
             return
-        for events in self._client.watch(sorted(state), revision + 1, left):
-            for is_put, key, event_revision, value in events:
-                if key in state and event_revision >= state[key][1]:
-                    state[key] = (bytes(value) if is_put else None, event_revision)
+        for events in self._client.watch(sorted(state), min(revisions, default=0) + 1, left):
+            for is_put, kv in events:
+                if kv.key in state and kv.mod_revision > state[kv.key][1]:
+                    state[kv.key] = (value_of(kv) if is_put else None, kv.mod_revision)
             yield {k: value for k, (value, _) in state.items()}
 
 

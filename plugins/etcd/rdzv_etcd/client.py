@@ -46,6 +46,8 @@ _OPTIONS = [
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
 ]
 _C = grpc.ChannelConnectivity
+#: A watch of more keys than this is one watcher over their key range.
+_WATCHERS_PER_CALL = 8
 #: Channels inherited across ``fork``: kept alive, never used (see ``_Member.forget``).
 _ABANDONED: list[object] = []
 
@@ -148,7 +150,7 @@ def translate(exc: grpc.RpcError, label: str) -> EtcdError:
 
 
 def _kv(kv: Any) -> KeyValue:
-    return KeyValue(kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.lease)
+    return KeyValue(kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.lease, kv.version)
 
 
 def _fill_op(message: Any, op: Op) -> None:
@@ -341,9 +343,11 @@ class EtcdClient:
 
     # -- KV ---------------------------------------------------------------------------
 
-    def get(self, key: bytes, budget: float | None = None) -> tuple[KeyValue | None, int]:
-        """The key (or ``None``) and the store revision it was read at."""
-        response = self._call(etcdrpc.KVStub, "Range", etcdrpc.RangeRequest(key=key), idempotent=True, budget=budget)
+    def get(self, key: bytes, budget: float | None = None, revision: int = 0) -> tuple[KeyValue | None, int]:
+        """The key (or ``None``) and the store revision it was read at (now,
+        or as it was at ``revision``)."""
+        request = etcdrpc.RangeRequest(key=key, revision=revision)
+        response = self._call(etcdrpc.KVStub, "Range", request, idempotent=True, budget=budget)
         return (_kv(response.kvs[0]) if response.kvs else None), response.header.revision
 
     def get_many(self, keys: Sequence[bytes], budget: float | None = None) -> tuple[list[KeyValue | None], int]:
@@ -419,13 +423,19 @@ class EtcdClient:
     # -- watch ------------------------------------------------------------------------
 
     def watch(self, keys: Sequence[bytes], start_revision: int,
-              timeout: float) -> Iterator[list[tuple[bool, bytes, int, bytes]]]:
-        """Yield batches of ``(is_put, key, revision, value)`` events on ``keys`` from ``start_revision``
+              timeout: float) -> Iterator[list[tuple[bool, KeyValue]]]:
+        """Yield batches of ``(is_put, key as written)`` events on ``keys`` from ``start_revision``
         on, until ``timeout`` seconds pass (then the iterator just ends). Starting at the revision
-        after a read means no change after that read is missed. Raises ``EtcdUnavailable`` when the
-        stream breaks or the server cancels it (compaction, lost leader)."""
-        requests = [etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(key=k, start_revision=start_revision))
-                    for k in keys]
+        after a read means no change after that read is missed. More than a few keys are watched
+        as one range from the first to the last (events on other keys in it are yielded too).
+        Raises ``EtcdUnavailable`` when the stream breaks or the server cancels it (compaction,
+        lost leader)."""
+        if len(keys) > _WATCHERS_PER_CALL:
+            ranges = [(min(keys), max(keys) + b"\0")]
+        else:
+            ranges = [(k, b"") for k in keys]
+        requests = [etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(
+            key=k, range_end=end, start_revision=start_revision)) for k, end in ranges]
         index = self._current
         member = self._members[index]
         token = self._token
@@ -438,7 +448,7 @@ class EtcdClient:
                     reason = response.cancel_reason or f"compacted at revision {response.compact_revision}"
                     raise EtcdUnavailable(f"etcd at {member.label}: watch canceled: {reason}", member.label)
                 if response.events:
-                    yield [(e.type == e.PUT, e.kv.key, e.kv.mod_revision, e.kv.value) for e in response.events]
+                    yield [(e.type == e.PUT, _kv(e.kv)) for e in response.events]
         except grpc.RpcError as exc:
             # Our deadline, seen by the client or first by the server ("context deadline exceeded").
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED or time.monotonic() >= end - 0.05 or (  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ class KeyValue:
     create_revision: int
     mod_revision: int
     lease: int = 0
+    version: int = 0  # how many puts since the key was created
 
 
 @dataclass(frozen=True, slots=True)
