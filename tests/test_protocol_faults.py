@@ -284,3 +284,23 @@ def test_leave_lets_the_others_go_on_without_a_ttl(clusters: Any) -> None:
     second = run_in_threads(cluster.handlers[1:], lambda h: h.next_rendezvous())
     assert sorted(i.rank for i in second) == [0, 1]
     assert not cluster.handlers[1].is_closed()
+
+
+def test_a_newcomer_after_the_store_lost_its_keys_is_waited_for(clusters: Any) -> None:
+    """Found by the explorer: with the round hint gone a newcomer opened round
+    0, which the members (in round 0, reading round 1's counters) never see.
+    Members write the hint back; a waiter whose round the hint passed opens again."""
+    cluster = clusters(3, 2, 4)
+    members, newcomer = cluster.handlers[:2], cluster.handlers[2]
+    run_in_threads(members, lambda h: h.next_rendezvous())
+    assert until(lambda: all(h._heartbeat.observed is not None for h in members), 10)  # noqa: SLF001
+    cluster.empty()  # a restart without persistence
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(newcomer.next_rendezvous()), daemon=True)
+    thread.start()
+    assert until(lambda: all(h.num_nodes_waiting() > 0 for h in members), 15), "the newcomer went unseen"
+    second = run_in_threads(members, lambda h: h.next_rendezvous())
+    thread.join(20)
+    assert result, "the newcomer was not admitted"
+    infos = [result[0], *second]
+    assert sorted(i.rank for i in infos) == [0, 1, 2] and {i.world_size for i in infos} == {3}

@@ -123,3 +123,11 @@ def is_spare(ticket: int, returning: bool, previous_world: int | None, max_nodes
     full, is a spare: like torch's redundancy list it waits without a join
     timeout and exits gracefully when the run closes."""
     return ticket > max_nodes or (not returning and previous_world is not None and previous_world >= max_nodes)
+
+
+def hint_to_announce(round_no: int, hint: int) -> int | None:
+    """The round hint a member of sealed round ``round_no`` writes back, having
+    read ``hint``: ``round_no + 1`` when the hint is behind it (the store lost
+    its keys, a restart without persistence), so that a newcomer opens the
+    round the members count, not round 0; otherwise nothing."""
+    return round_no + 1 if hint < round_no + 1 else None

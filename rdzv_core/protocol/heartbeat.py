@@ -14,7 +14,7 @@ small read.
 
 The watcher's read also fetches what ``num_nodes_waiting`` needs (whether
 the run is closed, tickets and returners of the next round, dead members of
-this one): one small read per node per tick is the whole idle load besides
+this one) and the round hint, which it writes back when the store lost it: one small read per node per tick is the whole idle load besides
 the beats. A store that does not answer is logged once per outage, not once
 per tick.
 
@@ -32,6 +32,7 @@ from typing import Callable
 
 from rdzv_core.guarded import GuardedStore
 from rdzv_core.protocol import keys
+from rdzv_core.protocol import decisions
 from rdzv_core.protocol.decisions import Watch, stall_limit
 from rdzv_core.protocol.events import RendezvousEvents
 from rdzv_core.protocol.scheduler import Scheduler, TaskHandle, shared_scheduler
@@ -73,8 +74,8 @@ class Observation:
 
 def observed_keys(round_no: int) -> list[str]:
     """What one observation of a member of ``round_no`` reads (its watched
-    successor's beat is appended): closed, then the waiting counters."""
-    return [keys.CLOSED, *keys.waiting_counters(round_no)]
+    successor's beat is appended): closed, the waiting counters, the round hint."""
+    return [keys.CLOSED, *keys.waiting_counters(round_no), keys.ROUND]
 
 
 class Heartbeat:
@@ -198,8 +199,11 @@ class Heartbeat:
         values = self._store.read_many(wanted)
         now = time.monotonic()
         self.observed = seen = self._observation(values, now)
+        hint = decisions.hint_to_announce(member.round_no, keys.counter(values[4]))
+        if hint is not None:  # the store lost its keys: newcomers must find our next round
+            self._store.write(keys.ROUND, str(hint).encode())
         if watching and not seen.closed:  # a closed run is ending: nobody restarts for a death
-            self._judge(values[4], now)
+            self._judge(values[5], now)
 
     def _judge(self, value: bytes | None, now: float) -> None:
         """Fold the watched successor's beat into the watch; record it dead

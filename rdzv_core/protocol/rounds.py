@@ -153,21 +153,26 @@ class RoundJoiner:
             spare = decisions.is_spare(ticket, returning, before.world_size if before else None,
                                        self._settings.max_nodes)
             seal = self._await_seal(round_no, ticket, deadline, spare, before)
+            if seal is None:  # the store lost the round's seal: start again where the hint says
+                round_no = self.open_round(round_no + 1)
+                continue
             rank = seal.rank_of(ticket)
             if rank is not None:
                 return Membership(round_no, rank, seal.world_size, ticket), seal
             round_no += 1  # not admitted (late, or beyond max_nodes): next round
 
-    def _progress(self, round_no: int) -> tuple[bool, int, int, int]:
-        """One read: (closed, tickets taken, members back, previous members dead)."""
-        closed, taken, back, gone = self._store.read_many(
-            [keys.CLOSED, keys.ticket(round_no), keys.returning(round_no), keys.dead(round_no - 1)]
+    def _progress(self, round_no: int) -> tuple[bool, int, int, int, int]:
+        """One read: (closed, tickets taken, members back, previous members dead, round hint)."""
+        closed, taken, back, gone, hint = self._store.read_many(
+            [keys.CLOSED, keys.ticket(round_no), keys.returning(round_no), keys.dead(round_no - 1), keys.ROUND]
         )
-        return closed is not None, counter(taken), counter(back), counter(gone)
+        return closed is not None, counter(taken), counter(back), counter(gone), counter(hint)
 
     def _await_seal(
         self, round_no: int, ticket: int, deadline: float, spare: bool, before: keys.Seal | None
-    ) -> keys.Seal:
+    ) -> keys.Seal | None:
+        """Wait until the round is sealed (sealing it when this node should);
+        ``None`` when the round hint passed the round but its seal is gone."""
         settings = self._settings
         seal_key = keys.seal(round_no)
         # Only designated sealers run the last-call timer and wake every
@@ -178,7 +183,7 @@ class RoundJoiner:
         sealable_since: float | None = None
         previous_world = before.world_size if before is not None else None
         if quorum_since is not None:
-            _closed, _taken, back, gone = self._progress(round_no)
+            _closed, _taken, back, gone, _hint = self._progress(round_no)
             allowed, complete = decisions.seal_gate(previous_world, back, gone)
             if complete or (allowed and ticket == settings.max_nodes):
                 self.try_seal(round_no, ticket)
@@ -192,7 +197,12 @@ class RoundJoiner:
             raw = self._store.wait_read(seal_key, max(timeout, 0.001))
             if raw is not None:  # the wake-up carries the seal where the store can
                 return self._remember_seal(round_no, raw)
-            closed, taken, back, gone = self._progress(round_no)
+            closed, taken, back, gone, hint = self._progress(round_no)
+            if hint > round_no:
+                # The hint moves past a round only after its seal is written, so
+                # the seal is there -- unless the store lost its keys since.
+                found = self._store.read(seal_key)
+                return None if found is None else self._remember_seal(round_no, found.value)
             if closed:
                 if spare:
                     raise RendezvousGracefulExitError(f"rdzv run '{settings.run_id}' is closed; spare node exits")

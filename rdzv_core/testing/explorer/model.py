@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from rdzv_core.protocol import decisions
 from rdzv_core.testing.explorer.events import Events
 from rdzv_core.testing.explorer.properties import Properties
 from rdzv_core.testing.explorer.rules import Rules
@@ -336,6 +337,9 @@ class Model(Events, Properties):
         if s.closed:
             return [Step(f"{name} polls: run closed, exits{' (spare: gracefully)' if j.spare else ''}",
                          self._stop(s, i, n._replace(status=EXITED, join=None)))]
+        if self.rules.announces_hint and s.hint > j.round:
+            return [Step(f"{name} polls: hint {s.hint} is past round {j.round}, whose seal is gone: opens again",
+                         s._replace(nodes=replace_at(s.nodes, i, n._replace(join=Join("open", j.prev)))))]
         gone = s.rounds[j.round - 1].dead if j.round > 0 else 0
         over = rk.quorum is not None and -rk.quorum >= c.last_call
         if self.rules.sealable(rk.tickets, rk.returning, gone, j.prev_world, c.min_nodes, c.max_nodes, over):
@@ -356,6 +360,9 @@ class Model(Events, Properties):
         rounds = replace_at(s.rounds, r, rk)
         label = f"n{i} hb(r{r}): beats"
         violation = None
+        if hb.ticked and rules.announces_hint and decisions.hint_to_announce(r, s.hint) is not None:
+            s = s._replace(hint=r + 1)
+            label += f", writes round hint {r + 1} back"
         if hb.ticked:
             nxt = s.rounds[r + 1]
             waiting = rules.nodes_waiting(hb.world, c.max_nodes, nxt.tickets, nxt.returning, rk.dead, s.closed)

@@ -86,6 +86,8 @@ class Rules:
     nodes_waiting: Callable[[int, int, int, int, int, bool], int]
     closed_stops_deaths: bool
     shutdown_closes: bool
+    #: Members write the round hint back when it is behind their round (NEW).
+    announces_hint: bool = False
     sealable: Callable[..., bool] = decisions.sealable
     admitted: Callable[..., Optional[tuple[int, ...]]] = decisions.admitted
     is_spare: Callable[..., bool] = decisions.is_spare
@@ -124,6 +126,7 @@ NEW = Rules(
     nodes_waiting=decisions.nodes_waiting,
     closed_stops_deaths=True,
     shutdown_closes=True,
+    announces_hint=True,
 )
 
 #: The rules before issue 12's fixes (the fixture the explorer must catch).
