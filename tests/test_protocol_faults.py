@@ -304,3 +304,10 @@ def test_a_newcomer_after_the_store_lost_its_keys_is_waited_for(clusters: Any) -
     assert result, "the newcomer was not admitted"
     infos = [result[0], *second]
     assert sorted(i.rank for i in infos) == [0, 1, 2] and {i.world_size for i in infos} == {3}
+
+
+def test_takeover_delay_lets_one_more_waiter_try_at_a_time() -> None:
+    from rdzv_core.protocol.decisions import takeover_delay
+
+    assert [takeover_delay(t, 2, 5, 4.0) for t in range(1, 8)] == [0.0, 0.0, 4.0, 8.0, 0.0, 12.0, 16.0]
+    assert [takeover_delay(t, 1024, 1024, 4.0) for t in (1, 2, 3, 1023, 1024)] == [0.0, 4.0, 8.0, 4088.0, 0.0]

@@ -131,3 +131,21 @@ def hint_to_announce(round_no: int, hint: int) -> int | None:
     its keys, a restart without persistence), so that a newcomer opens the
     round the members count, not round 0; otherwise nothing."""
     return round_no + 1 if hint < round_no + 1 else None
+
+
+def takeover_delay(ticket: int, min_nodes: int, max_nodes: int, step: float) -> float:
+    """How long a waiter lets a sealable round stay unsealed before it seals
+    the round itself.
+
+    The designated sealers (tickets 1, ``min_nodes`` and ``max_nodes``) act
+    at once. Every other waiter waits ``step`` seconds times its place among
+    the others (ticket 2 first, then the next one ``step`` later): when the
+    designated sealers are slow rather than dead, one more node tries every
+    ``step`` seconds instead of every waiter at once, and each attempt reads
+    every slot of the round (N waiters x N slots). Where the designated
+    sealers died, the lowest live ticket seals.
+    """
+    designated = {1, min_nodes, max_nodes}
+    if ticket in designated:
+        return 0.0
+    return step * (ticket - sum(1 for d in designated if d < ticket))

@@ -12,8 +12,9 @@ absent), when:
 
 Only the holders of tickets 1, ``min_nodes`` and ``max_nodes`` seal as soon
 as a condition holds; any other node steps in only after it has seen the
-round sealable for :data:`SEAL_TAKEOVER` seconds (its designated sealers
-died), so N waiters never race N seals (each of which reads N slots).
+round sealable for :data:`SEAL_TAKEOVER` seconds times its place among the
+others (its designated sealers died, or are slow), so N waiters never race N
+seals (each of which reads N slots).
 
 Waiters wake on the seal itself (the adapter's watch/notify); their periodic
 wake-ups only drive the timers above and notice ``closed``.
@@ -178,6 +179,7 @@ class RoundJoiner:
         # Only designated sealers run the last-call timer and wake every
         # check_interval; the rest check now and then for closed/takeover.
         designated = ticket in (1, settings.min_nodes, settings.max_nodes)
+        takeover = decisions.takeover_delay(ticket, settings.min_nodes, settings.max_nodes, SEAL_TAKEOVER)
         interval = settings.check_interval * (1 if designated else FOLLOWER_SLOWDOWN)
         quorum_since = time.monotonic() if ticket >= settings.min_nodes else None
         sealable_since: float | None = None
@@ -221,5 +223,5 @@ class RoundJoiner:
                 sealable_since = None
                 continue
             sealable_since = now if sealable_since is None else sealable_since
-            if designated or now - sealable_since >= SEAL_TAKEOVER:
+            if now - sealable_since >= takeover:
                 self.try_seal(round_no, taken)
