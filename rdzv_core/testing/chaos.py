@@ -183,6 +183,9 @@ class FaultJob:
     agents: list[Agent]
     stop_file: Path
     census: WorkerCensus
+    started_at: float = field(default_factory=time.monotonic)
+    first_full_round_at: float = math.nan  # set by start_fault_job
+    seconds_to_exit: float = math.nan  # from the stop to the last agent's exit, set by finish
 
     def in_full_round(self, started_after: float = -math.inf) -> bool:
         """Whether every agent's workers run in the ``WORLD_SIZE`` round."""
@@ -211,10 +214,12 @@ class FaultJob:
         """Stop the job; every agent must exit 0 within ``timeout`` and the
         final round must have all-reduced correctly at ``WORLD_SIZE``."""
         stop_job(self.stop_file)
-        deadline = time.monotonic() + timeout
+        stopped_at = time.monotonic()
+        deadline = stopped_at + timeout
         for i, agent in enumerate(self.agents):
             code = agent.wait(max(1.0, deadline - time.monotonic()))
             assert code == 0, f"agent {i} exited {code}:\n{output_tails(self.agents)}"
+        self.seconds_to_exit = time.monotonic() - stopped_at
         try:
             assert_all_reduced(self.agents, WORLD_SIZE)
         except AssertionError as exc:
@@ -238,10 +243,11 @@ def start_fault_job(log_dir: Path, backend: str, endpoint: str, run_id: str, pro
     args = [*long_job(stop_file, max_seconds=600), *worker_args]
     command = agent_command("rdzv-run", backend, endpoint, run_id, NNODES, NPROC_PER_NODE, conf,
                             max_restarts=MAX_RESTARTS, worker_args=args)
+    started_at = time.monotonic()
     agents = [start_agent(command, log_dir / f"agent{i}.log") for i in range(AGENTS)]
-    job = FaultJob(agents, stop_file, WorkerCensus(agents))
+    job = FaultJob(agents, stop_file, WorkerCensus(agents), started_at)
     try:
-        job.wait_for_full_round(startup_timeout)
+        job.first_full_round_at = job.wait_for_full_round(startup_timeout)
     except BaseException:
         job.stop()
         raise
@@ -256,21 +262,25 @@ class FaultOutcome:
     starts_after_fault: list[int]  # worker starts per agent from the fault's beginning to the job's end
     final_restart_counts: list[int]  # TORCHELASTIC_RESTART_COUNT of each agent's last workers
     seconds_to_full_round: float  # from the fault's end to the last full round (0: it never left it)
+    seconds_to_first_round: float  # from the agents' start to their first full round
+    seconds_to_exit: float  # from the job's stop to the last agent's exit
     total_seconds: float  # from the agents' start to their exit
 
     def summary(self) -> str:
         """One line for the test log."""
         return (f"{self.fault}: worker starts after the fault {self.starts_after_fault}, restart counts "
                 f"{self.final_restart_counts}, full round {self.seconds_to_full_round:.1f} s after the fault, "
-                f"total {self.total_seconds:.1f} s")
+                f"total {self.total_seconds:.1f} s (first round {self.seconds_to_first_round:.1f} s, "
+                f"exit {self.seconds_to_exit:.1f} s)")
 
 
-def _finish(fault: str, job: FaultJob, fault_began: float, fault_ended: float, full_at: float,
-            started_at: float) -> FaultOutcome:
+def _finish(fault: str, job: FaultJob, fault_began: float, fault_ended: float, full_at: float) -> FaultOutcome:
     job.finish()
     starts = [job.census.worker_starts(i, after=fault_began) for i in range(len(job.agents))]
     restarts = [max((r["restart"] for r in a.reports()), default=-1) for a in job.agents]
-    outcome = FaultOutcome(fault, starts, restarts, max(0.0, full_at - fault_ended), time.monotonic() - started_at)
+    outcome = FaultOutcome(fault, starts, restarts, max(0.0, full_at - fault_ended),
+                           job.first_full_round_at - job.started_at, job.seconds_to_exit,
+                           time.monotonic() - job.started_at)
     print(outcome.summary())
     return outcome
 
@@ -310,7 +320,6 @@ def run_store_freeze(log_dir: Path, backend: str, endpoint: str, run_id: str, pr
 
     ``seconds_to_full_round`` counts from the thaw.
     """
-    started_at = time.monotonic()
     job = start_fault_job(log_dir, backend, endpoint, run_id, protocol)
     try:
         time.sleep(2 * FAULT_CONF["keep_alive_interval"])  # a few beats of the full round first
@@ -319,8 +328,7 @@ def run_store_freeze(log_dir: Path, backend: str, endpoint: str, run_id: str, pr
             time.sleep(freeze_seconds)
         thawed_at = time.monotonic()
         full_at = _watch_until_settled(job, thawed_at, recovery_timeout)
-        return _finish(f"store frozen {freeze_seconds:g} s ({protocol})", job, frozen_at, thawed_at, full_at,
-                       started_at)
+        return _finish(f"store frozen {freeze_seconds:g} s ({protocol})", job, frozen_at, thawed_at, full_at)
     finally:
         store.thaw()
         job.stop()
@@ -334,7 +342,6 @@ def run_store_empty_restart(log_dir: Path, backend: str, endpoint: str, run_id: 
 
     ``seconds_to_full_round`` counts from the moment the store is back.
     """
-    started_at = time.monotonic()
     job = start_fault_job(log_dir, backend, endpoint, run_id, protocol)
     try:
         time.sleep(2 * FAULT_CONF["keep_alive_interval"])
@@ -343,7 +350,7 @@ def run_store_empty_restart(log_dir: Path, backend: str, endpoint: str, run_id: 
         back_at = time.monotonic()
         full_at = _watch_until_settled(job, back_at, recovery_timeout)
         return _finish(f"store restarted empty after {down_seconds:g} s down ({protocol})", job, stopped_at,
-                       back_at, full_at, started_at)
+                       back_at, full_at)
     finally:
         job.stop()
 
@@ -367,7 +374,6 @@ def run_worker_failure(log_dir: Path, backend: str, endpoint: str, run_id: str, 
     The failure is timed from the moment its ``RDZV-FAIL`` line is seen
     (polled every 0.1 s). A failure before the full round is an error.
     """
-    started_at = time.monotonic()
     job = start_fault_job(log_dir, backend, endpoint, run_id, protocol,
                           worker_failure_args(group_rank, at_step, compute_seconds))
     try:
@@ -386,8 +392,7 @@ def run_worker_failure(log_dir: Path, backend: str, endpoint: str, run_id: str, 
         except AssertionError as exc:
             raise AssertionError(f"agent {failing}'s worker failed; the job was not back at full size within "
                                  f"{bound:g} s (the others' compute step lasts {compute_seconds:g} s): {exc}") from None
-        outcome = _finish(f"agent {failing}'s worker failed ({protocol})", job, failed_at, failed_at, full_at,
-                          started_at)
+        outcome = _finish(f"agent {failing}'s worker failed ({protocol})", job, failed_at, failed_at, full_at)
         assert outcome.final_restart_counts[failing] >= 1, f"the failing agent counted no restart: {outcome}"
         return outcome
     finally:
