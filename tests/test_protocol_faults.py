@@ -107,6 +107,23 @@ def settle(seconds: float, handlers: list[ScalableRendezvousHandler]) -> list[in
     return seen
 
 
+def meet_again(joiner: ScalableRendezvousHandler, others: list[ScalableRendezvousHandler], who: str,
+               within: float) -> None:
+    """``joiner`` calls ``next_rendezvous`` while ``others`` run their round:
+    they must count it as waiting within ``within`` s, re-rendezvous, and all
+    meet in one round with ranks 0..W-1."""
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(joiner.next_rendezvous()), daemon=True)
+    thread.start()
+    assert until(lambda: all(h.num_nodes_waiting() > 0 for h in others), within), f"{who} went unseen"
+    again = run_in_threads(others, lambda h: h.next_rendezvous())
+    thread.join(20)
+    assert result, f"{who} was not admitted"
+    infos = [result[0], *again]
+    world = len(others) + 1
+    assert sorted(i.rank for i in infos) == list(range(world)) and {i.world_size for i in infos} == {world}
+
+
 # -- the rules, as pure functions -----------------------------------------------------
 
 
@@ -230,16 +247,7 @@ def test_a_member_that_re_joins_is_waited_for_by_the_others(clusters: Any) -> No
     cluster = clusters(3, 2, 4)
     first = run_in_threads(cluster.handlers, lambda h: h.next_rendezvous())
     assert {info.world_size for info in first} == {3}
-    rejoiner, others = cluster.handlers[0], cluster.handlers[1:]
-    result: list[Any] = []
-    thread = threading.Thread(target=lambda: result.append(rejoiner.next_rendezvous()), daemon=True)
-    thread.start()
-    assert until(lambda: all(h.num_nodes_waiting() > 0 for h in others), 10), "the re-join went unseen"
-    second = run_in_threads(others, lambda h: h.next_rendezvous())
-    thread.join(20)
-    assert result, "the re-joiner was not admitted"
-    infos = [result[0], *second]
-    assert sorted(i.rank for i in infos) == [0, 1, 2] and {i.world_size for i in infos} == {3}
+    meet_again(cluster.handlers[0], cluster.handlers[1:], "the re-joiner", 10)
     assert len({h.membership.round_no for h in cluster.handlers}) == 1
 
 
@@ -295,15 +303,7 @@ def test_a_newcomer_after_the_store_lost_its_keys_is_waited_for(clusters: Any) -
     run_in_threads(members, lambda h: h.next_rendezvous())
     assert until(lambda: all(h._heartbeat.observed is not None for h in members), 10)  # noqa: SLF001
     cluster.empty()  # a restart without persistence
-    result: list[Any] = []
-    thread = threading.Thread(target=lambda: result.append(newcomer.next_rendezvous()), daemon=True)
-    thread.start()
-    assert until(lambda: all(h.num_nodes_waiting() > 0 for h in members), 15), "the newcomer went unseen"
-    second = run_in_threads(members, lambda h: h.next_rendezvous())
-    thread.join(20)
-    assert result, "the newcomer was not admitted"
-    infos = [result[0], *second]
-    assert sorted(i.rank for i in infos) == [0, 1, 2] and {i.world_size for i in infos} == {3}
+    meet_again(newcomer, members, "the newcomer", 15)
 
 
 def test_takeover_delay_lets_one_more_waiter_try_at_a_time() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any, Callable, TypeVar
 
 from rdzv_core.backend import RdzvBackend
 from rdzv_core.codec import FrameCodec
@@ -10,6 +11,7 @@ from rdzv_core.guarded import GuardedStore
 from rdzv_core.testing.faults import FaultyStore
 from rdzv_core.testing.harness import AdapterHarness
 
+T = TypeVar("T")
 THREADS = 16
 INCREMENTS = 8
 
@@ -36,26 +38,33 @@ def run_counter(backends: list[RdzvBackend]) -> tuple[int, int]:
 
     Returns ``(successes reported, final counter value)``.
     """
-    reported: list[int] = []
+    reported = each_in_a_thread(backends, lambda backend: cas_increment(backend, INCREMENTS))
+    final = backends[0].get_state()
+    return sum(reported), int(final[0]) if final else 0
+
+
+def each_in_a_thread(items: list[Any], work: Callable[[Any], T]) -> list[T]:
+    """``work(item)`` for every item, each in its own thread, all at once;
+    the results (in no particular order). An error in any fails the test."""
+    results: list[T] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
 
-    def worker(backend: RdzvBackend) -> None:
+    def worker(item: Any) -> None:
         try:
-            count = cas_increment(backend, INCREMENTS)
+            result = work(item)
             with lock:
-                reported.append(count)
+                results.append(result)
         except BaseException as exc:  # noqa: BLE001 - reported to the test
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(b,)) for b in backends]
+    threads = [threading.Thread(target=worker, args=(item,)) for item in items]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(300)
     assert not errors, errors
-    final = backends[0].get_state()
-    return sum(reported), int(final[0]) if final else 0
+    return results
 
 
 def backend_over(adapter, harness: AdapterHarness) -> RdzvBackend:  # type: ignore[no-untyped-def]
@@ -76,19 +85,8 @@ class ConcurrencyTests:
     def test_concurrent_increments_hand_out_each_number_once(self, harness: AdapterHarness) -> None:
         run = harness.new_run_id()
         adapters = [harness.adapter(run) for _ in range(THREADS)]
-        numbers: list[int] = []
-        lock = threading.Lock()
-
-        def take(adapter) -> None:  # type: ignore[no-untyped-def]
-            mine = [adapter.increment("tickets") for _ in range(INCREMENTS)]
-            with lock:
-                numbers.extend(mine)
-
-        threads = [threading.Thread(target=take, args=(a,)) for a in adapters]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(300)
+        taken = each_in_a_thread(adapters, lambda adapter: [adapter.increment("tickets") for _ in range(INCREMENTS)])
+        numbers = [number for mine in taken for number in mine]
         assert sorted(numbers) == list(range(1, THREADS * INCREMENTS + 1))
         assert adapters[0].read("tickets").value == str(THREADS * INCREMENTS).encode()
 
