@@ -181,3 +181,31 @@ def test_random_joins_leaves_and_deaths_keep_rounds_consistent(start: int, event
     finally:
         for handler in live:
             handler.shutdown()
+
+
+def test_rank_zero_hosts_a_new_workers_store_every_round(harness: AdapterHarness) -> None:
+    """torch's workers prefix their store keys by the restart count only, which
+    a membership change does not bump: on the same store, the second round's
+    workers read the first round's gloo addresses. So the node that is rank 0
+    again hosts a new store (found by the network lab: gloo 'Connection
+    refused' to a previous round's address)."""
+    import time
+
+    handlers = make_handlers(harness, 2, 2, 2, protocol="scalable")
+    try:
+        first = run_in_threads(handlers, lambda h: h.next_rendezvous())
+        rank0 = next(h for h, info in zip(handlers, first) if info.rank == 0)
+        other = next(h for h in handlers if h is not rank0)
+        before = next(info for info in first if info.rank == 0).bootstrap_store_info
+        results: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: results.update(rank0=rank0.next_rendezvous()))
+        thread.start()
+        time.sleep(0.5)  # it takes ticket 1 of round 1: rank 0 again
+        results["other"] = other.next_rendezvous()
+        thread.join(30)
+        after = results["rank0"].bootstrap_store_info
+        assert results["rank0"].rank == 0
+        assert after.master_port != before.master_port
+        assert results["other"].bootstrap_store_info.master_port == after.master_port
+    finally:
+        handlers[0].shutdown()

@@ -100,7 +100,6 @@ class ScalableRendezvousHandler(RendezvousHandler):
         self._member: Membership | None = None
         self._heartbeat: Heartbeat | None = None
         self._agent_store_server: dist.TCPStore | None = None
-        self._free_port: int | None = None  # announced for the next round (agent store not shared)
         self._lock = threading.Lock()
         self._answering_stale = False
         self._events = RendezvousEvents(settings.rounds.run_id, self._node, settings.local_addr, os.getpid())
@@ -149,17 +148,19 @@ class ScalableRendezvousHandler(RendezvousHandler):
 
     # -- the bootstrap store (MASTER_ADDR/PORT) ----------------------------------------
 
-    def _master_port(self, fresh: bool) -> int:
-        """The port rank 0's workers will find the store on: this node's agent
-        store (created once), or a free port when the agent store is not shared."""
+    def _master_port(self) -> int:
+        """The port rank 0's workers will find their store on this round: a new
+        agent store (or, when the agent store is not shared, a free port).
+
+        A new one every round, as rdzv's torch handler does: torch's workers
+        prefix their keys only by the restart count, which a membership change
+        does not bump, so workers of a second round on the same store would
+        read the first round's gloo addresses and fail to connect. (The
+        previous server closes when it is dropped; its workers were stopped
+        before this round began.)"""
         if not self.use_agent_store:
-            if fresh or self._free_port is None:
-                self._free_port = get_free_port()
-            return self._free_port
-        if self._agent_store_server is None:
-            self._agent_store_server = dist.TCPStore(
-                self._settings.local_addr, 0, is_master=True, multi_tenant=True
-            )
+            return get_free_port()
+        self._agent_store_server = dist.TCPStore(self._settings.local_addr, 0, is_master=True, multi_tenant=True)
         return self._agent_store_server.port
 
     def _slot_descriptor(self, ticket: int) -> bytes:
@@ -168,7 +169,7 @@ class ScalableRendezvousHandler(RendezvousHandler):
         the other members learn it without another store round trip."""
         doc: dict[str, object] = {"node": self._node, "addr": self._settings.local_addr, "pid": os.getpid()}
         if ticket == 1:
-            doc["master"] = [self._settings.local_addr, self._master_port(fresh=True)]
+            doc["master"] = [self._settings.local_addr, self._master_port()]
         return json.dumps(doc).encode()
 
     def _bootstrap_info(self, rank: int, store: dist.Store, seal: keys.Seal) -> RendezvousStoreInfo:
@@ -178,7 +179,7 @@ class ScalableRendezvousHandler(RendezvousHandler):
         addr = self._settings.local_addr
         if rank == 0:
             # A master in the seal was announced by the seal's first ticket: us.
-            port = seal.master[1] if seal.master is not None else self._master_port(fresh=True)
+            port = seal.master[1] if seal.master is not None else self._master_port()
             store.set(RendezvousStoreInfo.MASTER_ADDR_KEY, addr.encode())
             store.set(RendezvousStoreInfo.MASTER_PORT_KEY, str(port).encode())
             return RendezvousStoreInfo(addr, port)
