@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar
 from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
 from rdzv_core.retry import Backoff, Deadline, GaveUp, retry_transient
 
+from rdzv_etcd import sharing
 from rdzv_etcd.errors import EtcdError, EtcdRequestError, EtcdTimeout, EtcdUnavailable, LeaseNotFound
 from rdzv_etcd.keys import KeySpace
 from rdzv_etcd.ops import Get, KeyValue, Put, RevisionIs
@@ -86,13 +87,12 @@ class EtcdStateStore(StateStore):
     retryable_errors: tuple[type[BaseException], ...] = (EtcdUnavailable, EtcdTimeout)
     client_errors: tuple[type[BaseException], ...] = (EtcdError,)
 
-    def __init__(self, settings: EtcdSettings, client: EtcdClient) -> None:
-        from rdzv_etcd.leases import LeaseKeeper
-
+    def __init__(self, settings: EtcdSettings, client: EtcdClient, shared: bool = False) -> None:
         self.settings = settings
         self._client = client
+        self._shared = shared  # holds a use of the process's shared client (see sharing.py)
         self._keys = KeySpace(settings.key_prefix, settings.run_id)
-        self._leases: LeaseKeeper = LeaseKeeper(client, settings.ttl)
+        self._leases: LeaseKeeper = sharing.leases(_sharing_key(settings), client, settings.ttl)
         self._budget = settings.read_timeout
         self.retryable_errors = (EtcdUnavailable, EtcdTimeout)
         self.client_errors = (EtcdError,)
@@ -113,17 +113,17 @@ class EtcdStateStore(StateStore):
         can fix.
         """
         settings = EtcdSettings.from_params(params)
-        client = cls._new_client(settings)
+        client = sharing.acquire(_sharing_key(settings), lambda: cls._new_client(settings))
         try:
             member = client.connect(max(settings.connect_timeout, settings.read_timeout),
                                     KeySpace(settings.key_prefix, settings.run_id).root)
         except BaseException as exc:
-            client.close()
+            sharing.release(_sharing_key(settings), client)
             if isinstance(exc, EtcdUnavailable) and _cannot_connect_ever(exc):
                 raise EtcdRequestError(str(exc), exc.endpoint, exc.code) from exc
             raise
         log.debug("rdzv etcd: connected to %s", member)
-        return cls(settings, client)
+        return cls(settings, client, shared=True)
 
     @staticmethod
     def _new_client(settings: EtcdSettings) -> EtcdClient:
@@ -138,8 +138,14 @@ class EtcdStateStore(StateStore):
         return f"etcd {self.settings.endpoint_label}"
 
     def close(self) -> None:
-        """Close the gRPC channels. Leases are left to expire (see leases.py)."""
-        self._client.close()
+        """Give up this adapter's use of the shared client (the last user closes
+        its channels); closing again closes the client's channels. Leases are
+        left to expire (see leases.py). A closed adapter reconnects if used."""
+        if self._shared:
+            self._shared = False
+            sharing.release(_sharing_key(self.settings), self._client)
+        elif sharing.users(_sharing_key(self.settings)) == 0:
+            self._client.close()
 
     def after_fork(self) -> None:
         """gRPC channels do not survive ``fork``: drop them (unused) and
@@ -343,6 +349,12 @@ def _cannot_connect_ever(exc: EtcdUnavailable) -> bool:
     """Whether the unavailable cluster of ``exc`` failed in a way that
     retrying cannot fix (see :data:`_HOPELESS_CONNECT_FAILURES`)."""
     return any(marker in str(exc) for marker in _HOPELESS_CONNECT_FAILURES)
+
+
+def _sharing_key(settings: EtcdSettings) -> tuple[object, ...]:
+    """Adapters with equal keys share one client (:mod:`rdzv_etcd.sharing`)."""
+    return (settings.targets, settings.tls, settings.username, settings.password, settings.connect_timeout,
+            rpc_timeout_for(settings.read_timeout))
 
 
 def _counter(found: KeyValue | None, key: bytes) -> int:

@@ -32,6 +32,7 @@ from rdzv_etcd.errors import AUTH_HINT, EtcdAuthError, EtcdError, EtcdRequestErr
 from rdzv_etcd.keys import prefix_range_end
 from rdzv_etcd.ops import Delete, Get, KeyValue, Op, OpResult, Put, RevisionIs, TxnResult
 from rdzv_etcd.settings import Target, TlsMaterial
+from rdzv_etcd.watches import WatchHub
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,6 @@ _OPTIONS = [
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
 ]
 _C = grpc.ChannelConnectivity
-#: A watch of more keys than this is one watcher over their key range.
-_WATCHERS_PER_CALL = 8
 #: Channels inherited across ``fork``: kept alive, never used (see ``_Member.forget``).
 _ABANDONED: list[object] = []
 
@@ -149,10 +148,6 @@ def translate(exc: grpc.RpcError, label: str) -> EtcdError:
     return classify(exc.code().name, exc.details() or "", label)  # type: ignore[attr-defined]
 
 
-def _kv(kv: Any) -> KeyValue:
-    return KeyValue(kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.lease, kv.version)
-
-
 def _fill_op(message: Any, op: Op) -> None:
     """Write ``op`` into the empty ``RequestOp`` ``message`` in place.
 
@@ -177,7 +172,7 @@ def _fill_op(message: Any, op: Op) -> None:
 def _op_result(op: Op, response: Any) -> OpResult:
     if isinstance(op, Get):
         kvs = response.response_range.kvs
-        return _kv(kvs[0]) if kvs else None
+        return KeyValue.of(kvs[0]) if kvs else None
     if isinstance(op, Delete):
         return int(response.response_delete_range.deleted)
     return None
@@ -216,6 +211,7 @@ class EtcdClient:
         self._current = 0
         self._token: str | None = None
         self._metadata_for: tuple[str | None, tuple[tuple[str, str], ...]] = (None, (("hasleader", "true"),))
+        self._watches = WatchHub(self)
 
     @property
     def label(self) -> str:
@@ -331,13 +327,15 @@ class EtcdClient:
         return f"{member.label} (etcd {response.version})"
 
     def close(self) -> None:
-        """Close every channel. The client reconnects if used again."""
+        """Close the watch stream and every channel. The client reconnects if used again."""
+        self._watches.close()
         for member in self._members:
             member.close()
 
     def forget_connections(self) -> None:
         """Drop inherited channels without using them (call in a forked child)."""
         self._lock = threading.Lock()
+        self._watches.forget()
         for member in self._members:
             member.forget()
 
@@ -348,7 +346,7 @@ class EtcdClient:
         or as it was at ``revision``)."""
         request = etcdrpc.RangeRequest(key=key, revision=revision)
         response = self._call(etcdrpc.KVStub, "Range", request, idempotent=True, budget=budget)
-        return (_kv(response.kvs[0]) if response.kvs else None), response.header.revision
+        return (KeyValue.of(response.kvs[0]) if response.kvs else None), response.header.revision
 
     def get_many(self, keys: Sequence[bytes], budget: float | None = None) -> tuple[list[KeyValue | None], int]:
         """Several keys read at one revision (one read-only transaction)."""
@@ -425,35 +423,24 @@ class EtcdClient:
     def watch(self, keys: Sequence[bytes], start_revision: int,
               timeout: float) -> Iterator[list[tuple[bool, KeyValue]]]:
         """Yield batches of ``(is_put, key as written)`` events on ``keys`` from ``start_revision``
-        on, until ``timeout`` seconds pass (then the iterator just ends). Starting at the revision
-        after a read means no change after that read is missed. More than a few keys are watched
-        as one range from the first to the last (events on other keys in it are yielded too).
-        Raises ``EtcdUnavailable`` when the stream breaks or the server cancels it (compaction,
+        on, until ``timeout`` seconds pass (then the iterator just ends), on this client's one
+        shared Watch stream (:mod:`rdzv_etcd.watches`). Starting at the revision after a read
+        means no change after that read is missed. More than a few keys are watched as one range
+        from the first to the last (events on other keys in it are yielded too). Raises
+        ``EtcdUnavailable`` when the stream breaks or the server cancels the watch (compaction,
         lost leader)."""
-        if len(keys) > _WATCHERS_PER_CALL:
-            ranges = [(min(keys), max(keys) + b"\0")]
-        else:
-            ranges = [(k, b"") for k in keys]
-        requests = [etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(
-            key=k, range_end=end, start_revision=start_revision)) for k, end in ranges]
-        index = self._current
+        return self._watches.watch(keys, start_revision, timeout, self._members[self._current].label)
+
+    def watch_target(self) -> tuple[int, str | None]:
+        """See :class:`rdzv_etcd.watches.StreamOpener`."""
+        return self._current, self._token
+
+    def open_watch_stream(self, requests: Iterator[Any]) -> tuple[Any, int, str | None, str]:
+        """See :class:`rdzv_etcd.watches.StreamOpener` (no deadline: the stream lives on)."""
+        index, token = self._current, self._token
         member = self._members[index]
-        token = self._token
-        end = time.monotonic() + timeout
-        call = member.stub(etcdrpc.WatchStub).Watch(iter(requests), timeout=max(timeout, 0.001),
-                                                    metadata=self._metadata())
-        try:
-            for response in call:
-                if response.canceled:
-                    reason = response.cancel_reason or f"compacted at revision {response.compact_revision}"
-                    raise EtcdUnavailable(f"etcd at {member.label}: watch canceled: {reason}", member.label)
-                if response.events:
-                    yield [(e.type == e.PUT, _kv(e.kv)) for e in response.events]
-        except grpc.RpcError as exc:
-            # Our deadline, seen by the client or first by the server ("context deadline exceeded").
-            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED or time.monotonic() >= end - 0.05 or (  # type: ignore[attr-defined]
-                    "deadline exceeded" in (exc.details() or "")):  # type: ignore[attr-defined]
-                return
-            raise self._stream_error(exc, index, token) from None
-        finally:
-            call.cancel()
+        return member.stub(etcdrpc.WatchStub).Watch(requests, metadata=self._metadata()), index, token, member.label
+
+    def watch_stream_error(self, exc: grpc.RpcError, index: int, token: str | None) -> EtcdError:
+        """See :class:`rdzv_etcd.watches.StreamOpener`."""
+        return self._stream_error(exc, index, token)

@@ -8,7 +8,7 @@ client library therefore touches one module.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,12 @@ class KeyValue:
     mod_revision: int
     lease: int = 0
     version: int = 0  # how many puts since the key was created
+
+    @classmethod
+    def of(cls, message: Any) -> KeyValue:
+        """The key of an etcd ``mvccpb.KeyValue`` message."""
+        return cls(message.key, message.value, message.create_revision, message.mod_revision, message.lease,
+                   message.version)
 
 
 @dataclass(frozen=True, slots=True)
