@@ -50,6 +50,9 @@ SECRET_ENV = "RDZV_SECRET"
 DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 PROTOCOLS = ("torch", "scalable")
+#: The protocol a run uses when ``--rdzv-conf`` names none: rdzv's own
+#: (``protocol=torch`` runs torch's ``DynamicRendezvousHandler`` instead).
+DEFAULT_PROTOCOL = "scalable"
 
 
 class ConfReader:
@@ -163,7 +166,7 @@ class CoreConfig:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     secret: bytes | None = None
     compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD
-    protocol: str = "torch"
+    protocol: str = DEFAULT_PROTOCOL
     cas_backoff_ms: float = 0.0
 
     @classmethod
@@ -174,7 +177,7 @@ class CoreConfig:
             connect_timeout=conf.seconds("connect_timeout", DEFAULT_CONNECT_TIMEOUT),
             secret=load_secret(conf),
             compress_threshold=conf.integer("compress_threshold", DEFAULT_COMPRESS_THRESHOLD),
-            protocol=conf.choice("protocol", PROTOCOLS, "torch"),
+            protocol=conf.choice("protocol", PROTOCOLS, DEFAULT_PROTOCOL),
             cas_backoff_ms=conf.seconds("cas_backoff_ms", 0.0, allow_zero=True, unit="milliseconds"),
         )
 

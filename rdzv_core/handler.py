@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from rdzv_core.config import CORE_KEYS, PROTOCOLS, TORCH_KEYS, ConfReader, CoreConfig
+from rdzv_core.config import CORE_KEYS, DEFAULT_PROTOCOL, PROTOCOLS, TORCH_KEYS, ConfReader, CoreConfig
 from rdzv_core.errors import RdzvConfigError
 from rdzv_core.plugins import BackendRegistry, load_registry
 
@@ -119,11 +119,12 @@ def create_backend(
 def create_rdzv_handler(params: RendezvousParameters, registry: BackendRegistry | None = None) -> RendezvousHandler:
     """A rendezvous handler for ``params`` (the creator torch's registry calls).
 
-    ``--rdzv-conf protocol=torch`` (the default) runs torch's own
-    ``DynamicRendezvousHandler`` on the adapter; ``protocol=scalable`` runs
-    rdzv's :class:`~rdzv_core.protocol.handler.ScalableRendezvousHandler`.
+    ``--rdzv-conf protocol=scalable`` (the default) runs rdzv's
+    :class:`~rdzv_core.protocol.handler.ScalableRendezvousHandler`;
+    ``protocol=torch`` runs torch's own ``DynamicRendezvousHandler`` on the
+    adapter (for compatibility).
     """
-    protocol = ConfReader.of(params).choice("protocol", PROTOCOLS, "torch")
+    protocol = ConfReader.of(params).choice("protocol", PROTOCOLS, DEFAULT_PROTOCOL)
     if protocol == "scalable":
         from rdzv_core.protocol.handler import HandlerSettings, ScalableRendezvousHandler
 

@@ -10,9 +10,10 @@ def reader(**conf: object) -> ConfReader:
     return ConfReader("redis", conf)
 
 
-def test_defaults_match_torch_c10d() -> None:
+def test_defaults_match_torch_c10d_and_the_protocol_is_rdzvs_own() -> None:
     core = CoreConfig.from_reader(reader())
-    assert core.read_timeout == 60 and core.protocol == "torch" and core.secret is None
+    assert core.read_timeout == 60 and core.secret is None
+    assert core.protocol == "scalable"  # the default since issue 12; protocol=torch stays selectable
 
 
 @pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", "inf"])

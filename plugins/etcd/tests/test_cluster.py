@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from rdzv_core.guarded import GuardedStore
 from rdzv_core.handler import create_backend, create_rdzv_handler
 from rdzv_core.testing import AdapterHarness
@@ -24,10 +26,12 @@ def harness_for(cluster: EtcdCluster, endpoints: str | None = None) -> AdapterHa
                           conf={"read_timeout": 10, "connect_timeout": 2})
 
 
-def test_leader_killed_during_a_rendezvous_it_still_completes(etcd3: EtcdCluster) -> None:
+@pytest.mark.parametrize("protocol, first_key", [("torch", "state"), ("scalable", "p/r/0/ticket")])
+def test_leader_killed_during_a_rendezvous_it_still_completes(etcd3: EtcdCluster, protocol: str,
+                                                              first_key: str) -> None:
     harness = harness_for(etcd3)
     run = harness.new_run_id()
-    settings = {"last_call_timeout": 1, "keep_alive_interval": 1, "join_timeout": 60}
+    settings = {"last_call_timeout": 1, "keep_alive_interval": 1, "join_timeout": 60, "protocol": protocol}
     handlers = [create_rdzv_handler(harness.params(run, AGENTS, AGENTS, **settings), harness.registry())
                 for _ in range(AGENTS)]
     results: dict[int, Any] = {}
@@ -45,9 +49,9 @@ def test_leader_killed_during_a_rendezvous_it_still_completes(etcd3: EtcdCluster
             thread.start()
         probe = harness.adapter(run)
         deadline = time.monotonic() + 30
-        while probe.read("state") is None and time.monotonic() < deadline:
+        while probe.read(first_key) is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert probe.read("state") is not None, "the first agents never wrote the rendezvous state"
+        assert probe.read(first_key) is not None, "the first agents never wrote the rendezvous state"
         leader = etcd3.leader()
         leader.kill()
         for thread in threads[2:]:
