@@ -191,10 +191,11 @@ def scale_section(plan: Plan, targets: list[Target], mode: str, img: Path, pool:
     """Section 2, threads or processes (``pool``: a started WorkerPool)."""
     if mode == "processes":
         detail = f"N agents over {plan.workers} worker processes, as threads within each"
-        ns, reps = plan.process_ns, (lambda n: 1)
+        ns = plan.process_ns
     else:
         detail = "N handler threads in one process"
-        ns, reps = plan.scale_ns, plan.repetitions
+        ns = plan.scale_ns
+    reps = plan.repetitions
     cells = scale.sweep(targets, ns, mode, reps, plan.join_timeout, pool, log, plan.quick, tcp_pool, server_stats)
     table = report.scale_table(cells, mode, detail)
     timeouts = ", ".join(f"N={n}: {plan.join_timeout(n):.0f} s" for n in ns)
