@@ -13,11 +13,19 @@ whose rendezvous closed (``RendezvousGracefulExitError``) returns ``None``
 from its run, and torch's launcher then fails on ``None.is_failed()`` with
 exit status 1. Under ``rdzv-run`` such an agent prints one line and exits 0
 (:func:`end_spares_cleanly`).
+
+A handler that cannot be created (a bad ``--rdzv-conf`` key or value, a bad
+endpoint, a store that does not answer) ends ``rdzv-run`` with its one-line
+message and exit status 1 instead of torch's launcher's traceback; the
+traceback is kept with ``--verbose`` (as the first argument) or
+``LOGLEVEL=DEBUG`` (:func:`main`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from typing import Sequence
 
 from rdzv_core.errors import PluginError, UnknownBackendError
@@ -27,14 +35,46 @@ from rdzv_core.plugins import FIRST_PARTY, NAME_PREFIX, BackendRegistry, adapter
 TORCH_ONLY_BACKENDS = frozenset({"static", "etcd-v2", "etcd", "c10d"})
 
 
-def register_backends(registry: BackendRegistry) -> list[str]:
-    """Put every loaded adapter into torch's handler registry; return the names."""
+class StartFailures:
+    """The exceptions rdzv's handler creators raised in this process: what
+    :func:`main` reports as one line (a failure later in the job is not
+    one of them and keeps torch's traceback)."""
+
+    def __init__(self) -> None:
+        self._seen: list[BaseException] = []
+
+    def note(self, exc: BaseException) -> None:
+        """Remember ``exc``, raised while a rendezvous handler was created."""
+        self._seen.append(exc)
+
+    def cause_of(self, exc: BaseException) -> BaseException | None:
+        """The start failure ``exc`` is, or was raised from (``None``: not one)."""
+        seen: set[int] = set()
+        current: BaseException | None = exc
+        while current is not None and id(current) not in seen:
+            if any(current is failure for failure in self._seen):
+                return current
+            seen.add(id(current))
+            current = current.__cause__ or current.__context__
+        return None
+
+
+def register_backends(registry: BackendRegistry, failures: StartFailures | None = None) -> list[str]:
+    """Put every loaded adapter into torch's handler registry; return the names.
+
+    With ``failures``, every exception a handler creator raises is noted there.
+    """
     from torch.distributed.elastic.rendezvous import rendezvous_handler_registry
 
     from rdzv_core.handler import create_rdzv_handler
 
     def creator(params):  # type: ignore[no-untyped-def]
-        return create_rdzv_handler(params, registry)
+        try:
+            return create_rdzv_handler(params, registry)
+        except Exception as exc:
+            if failures is not None:
+                failures.note(exc)
+            raise
 
     names = []
     for name in registry.adapters:
@@ -98,9 +138,35 @@ def _requested_backend(argv: Sequence[str]) -> str:
     return "c10d" if args.standalone else args.rdzv_backend
 
 
+#: rdzv-run's own flag, accepted only before torchrun's arguments.
+VERBOSE_FLAG = "--verbose"
+
+
+def split_verbose(argv: Sequence[str]) -> tuple[bool, list[str]]:
+    """(whether ``--verbose`` leads ``argv``, the arguments for torch's launcher)."""
+    args = list(argv)
+    verbose = False
+    while args and args[0] == VERBOSE_FLAG:
+        verbose = True
+        args.pop(0)
+    return verbose, args
+
+
+def wants_tracebacks(verbose: bool) -> bool:
+    """Whether a start failure is shown with its traceback: ``--verbose``, or
+    torchrun's ``LOGLEVEL`` set to ``DEBUG``."""
+    return verbose or os.environ.get("LOGLEVEL", "").strip().upper() == "DEBUG"
+
+
+def start_failure_line(exc: BaseException) -> str:
+    """The one line ``rdzv-run`` prints for a handler that could not be created."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    return f"rdzv-run: error: {message} (rdzv-run {VERBOSE_FLAG} shows the traceback)"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``rdzv-run`` (and ``rdzv run``)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose, argv = split_verbose(sys.argv[1:] if argv is None else argv)
     registry = load_registry()
     try:
         note = check_backend(_requested_backend(argv), registry)
@@ -109,11 +175,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2) from None
     if note:
         print(f"rdzv-run: note: {note}", file=sys.stderr)
-    register_backends(registry)
+    failures = StartFailures()
+    register_backends(registry, failures)
     end_spares_cleanly()
     from torch.distributed.run import main as torch_main
 
-    torch_main(argv)
+    try:
+        torch_main(argv)
+    except Exception as exc:
+        cause = failures.cause_of(exc)
+        if cause is None:
+            raise
+        if wants_tracebacks(verbose):
+            traceback.print_exc()
+        print(start_failure_line(cause), file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":  # pragma: no cover
