@@ -1,4 +1,4 @@
-"""The ``rdzv`` command: ``rdzv backends`` and ``rdzv run``."""
+"""The ``rdzv`` command: ``backends``, ``run``, and the operator's ``status``, ``runs``, ``close``, ``purge``."""
 
 from __future__ import annotations
 
@@ -51,9 +51,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("backends", help="list installed rdzv backends and any load errors")
     sub.add_parser("run", help="rdzv-run: torchrun with rdzv's backends (takes torchrun's arguments)")
+    from rdzv_core.admin.commands import add_commands, run_command
+
+    add_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "backends":
         raise SystemExit(list_backends())
+    raise SystemExit(run_command(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

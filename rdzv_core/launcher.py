@@ -12,7 +12,8 @@ One torch 2.13 launcher bug is mended for ``rdzv-run`` only: a spare agent
 whose rendezvous closed (``RendezvousGracefulExitError``) returns ``None``
 from its run, and torch's launcher then fails on ``None.is_failed()`` with
 exit status 1. Under ``rdzv-run`` such an agent prints one line and exits 0
-(:func:`end_spares_cleanly`).
+(:func:`end_spares_cleanly`), and its agents end a job whose rendezvous was
+closed by hand (``rdzv close``) with status 0 (:func:`end_jobs_on_close`).
 
 A handler that cannot be created (a bad ``--rdzv-conf`` key or value, a bad
 endpoint, a store that does not answer) ends ``rdzv-run`` with its one-line
@@ -114,6 +115,70 @@ def end_spares_cleanly() -> None:
     api.SimpleElasticAgent.run = run  # type: ignore[method-assign]
 
 
+#: The line an agent prints when ``rdzv close`` ended its job.
+CLOSED_EXIT_LINE = "rdzv-run: the rendezvous was closed (rdzv close); the workers were stopped and this agent exits"
+#: At most one ``is_closed()`` store read per agent in this many seconds while workers run.
+CLOSE_CHECK_INTERVAL = 1.0
+
+
+class CloseWatch:
+    """Whether a running job's rendezvous was closed, asked of the handler
+    at most every :data:`CLOSE_CHECK_INTERVAL` seconds (at once when asked
+    with ``now=True``); a store error counts as "not closed"."""
+
+    def __init__(self, interval: float = CLOSE_CHECK_INTERVAL) -> None:
+        self._interval = interval
+        self._next = 0.0
+
+    def closed(self, handler, now: bool = False) -> bool:  # type: ignore[no-untyped-def]
+        """Ask ``handler.is_closed()`` if it is due (or ``now``)."""
+        import time
+
+        if not now and time.monotonic() < self._next:
+            return False
+        self._next = time.monotonic() + self._interval
+        try:
+            return bool(handler.is_closed())
+        except Exception:  # noqa: BLE001 - a store hiccup must not end the job
+            return False
+
+
+def end_jobs_on_close() -> None:
+    """Make ``rdzv-run``'s agents end their job with status 0 once the run is
+    closed (``rdzv close``), on both protocols.
+
+    torch's agent never asks ``is_closed()``: it would run its workers on and
+    fail at the next re-rendezvous. Here the agent's worker monitor asks it
+    (:class:`CloseWatch`) while the workers are healthy, and at once when they
+    failed (another agent stopping its workers breaks their collectives): a
+    closed run stops the workers and reports the group as succeeded, so the
+    agent takes torch's normal exit path (exit barrier, ``shutdown()``, 0).
+    """
+    from torch.distributed.elastic.agent.server import api
+    from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElasticAgent
+
+    original = LocalElasticAgent._monitor_workers  # noqa: SLF001 - the agent torch's launcher runs
+    if getattr(original, "rdzv_close_watch", False):
+        return
+
+    def monitor(self, worker_group):  # type: ignore[no-untyped-def]
+        result = original(self, worker_group)
+        if result.state == api.WorkerState.SUCCEEDED:
+            return result
+        watch = self.__dict__.setdefault("_rdzv_close_watch", CloseWatch())
+        failed = result.state in {api.WorkerState.FAILED, api.WorkerState.UNHEALTHY}
+        if not watch.closed(worker_group.spec.rdzv_handler, now=failed):
+            return result
+        self._stop_workers(worker_group)  # noqa: SLF001
+        print(CLOSED_EXIT_LINE, file=sys.stderr, flush=True)
+        # torch's agent records one event per worker and wants each in the result.
+        return api.RunResult(state=api.WorkerState.SUCCEEDED,
+                             return_values={worker.global_rank: None for worker in worker_group.workers})
+
+    monitor.rdzv_close_watch = True  # type: ignore[attr-defined]
+    LocalElasticAgent._monitor_workers = monitor  # type: ignore[method-assign]  # noqa: SLF001
+
+
 def check_backend(backend: str, registry: BackendRegistry) -> str | None:
     """Fail early, with a helpful message, for a backend nobody provides.
 
@@ -178,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     failures = StartFailures()
     register_backends(registry, failures)
     end_spares_cleanly()
+    end_jobs_on_close()
     from torch.distributed.run import main as torch_main
 
     try:
