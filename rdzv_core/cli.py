@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -57,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "backends":
         raise SystemExit(list_backends())
+    # The errors reach the operator as one line each; torch's C++ logging
+    # (TCPStore's connect retries) would add its own. Read when torch loads.
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
     raise SystemExit(run_command(args))
 
 

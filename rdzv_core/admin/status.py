@@ -33,9 +33,12 @@ def nearest_runs(connection: Connection, run_id: str) -> str:
         return "this backend cannot list the runs its store holds"
     if not ids:
         return "the store holds no run at all"
-    near = difflib.get_close_matches(run_id, ids, n=5, cutoff=0.3) or sorted(ids)[:5]
-    more = f" (of {len(ids)})" if len(ids) > len(near) else ""
-    return "nearest run ids" + more + ": " + ", ".join(near)
+    near = difflib.get_close_matches(run_id, ids, n=5, cutoff=0.6)
+    if near:
+        return "nearest run ids: " + ", ".join(near)
+    shown = sorted(ids)[:5]
+    return (f"no run id is near it; the store holds {len(ids)} run{'' if len(ids) == 1 else 's'}: "
+            + ", ".join(shown) + (", ..." if len(ids) > len(shown) else ""))
 
 
 def detect_protocol(connection: Connection) -> str | None:
