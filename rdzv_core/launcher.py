@@ -229,6 +229,24 @@ def start_failure_line(exc: BaseException) -> str:
     return f"rdzv-run: error: {message} (rdzv-run {VERBOSE_FLAG} shows the traceback)"
 
 
+def show_rdzv_logs() -> None:
+    """Print rdzv's own log records on stderr at torchrun's ``LOGLEVEL``
+    (default WARNING), as torch does for its loggers: with ``LOGLEVEL=INFO``
+    the scalable handler's progress lines appear. Without this only
+    warnings would show (through Python's last-resort handler)."""
+    import logging
+
+    logger = logging.getLogger("rdzv_core")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    level = os.environ.get("LOGLEVEL", "WARNING").strip().upper()
+    logger.setLevel(level if isinstance(logging.getLevelName(level), int) else "WARNING")
+    logger.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``rdzv-run`` (and ``rdzv run``)."""
     verbose, argv = split_verbose(sys.argv[1:] if argv is None else argv)
@@ -240,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2) from None
     if note:
         print(f"rdzv-run: note: {note}", file=sys.stderr)
+    show_rdzv_logs()
     failures = StartFailures()
     register_backends(registry, failures)
     end_spares_cleanly()
