@@ -206,3 +206,33 @@ class StateStore(ABC):
         primitives above.
         """
         return None
+
+    # -- administration (the operator's ``rdzv runs`` / ``rdzv purge``) ---------------
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """This run's keys (relative) that start with ``prefix``.
+
+        Optional: adapters whose store can list keys implement it; this
+        default raises ``NotImplementedError``, and ``rdzv runs``/``purge``
+        then say that this backend cannot list a run's keys.
+        """
+        raise NotImplementedError(f"the '{self.name}' adapter cannot list a run's keys (it has no list_keys())")
+
+    def run_ids(self) -> list[str]:
+        """The ids of every run whose keys this store holds (under this
+        adapter's key prefix), whatever run this instance was made for.
+
+        Optional, like :meth:`list_keys` (the default raises ``NotImplementedError``).
+        """
+        raise NotImplementedError(f"the '{self.name}' adapter cannot list the runs of its store (it has no run_ids())")
+
+    def purge(self) -> int:
+        """Delete every key of this run, the adapter's own bookkeeping
+        included; return how many keys were deleted.
+
+        The default deletes each key :meth:`list_keys` returns, one by one.
+        Adapters with bookkeeping keys outside the run's relative keys (or a
+        faster bulk delete) override it.
+        """
+        return sum(1 for key in self.list_keys("") if self.delete(key))
+

@@ -1,8 +1,9 @@
-"""The ``rdzv`` command: ``rdzv backends`` and ``rdzv run``."""
+"""The ``rdzv`` command: ``backends``, ``run``, and the operator's ``status``, ``runs``, ``close``, ``purge``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -51,9 +52,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("backends", help="list installed rdzv backends and any load errors")
     sub.add_parser("run", help="rdzv-run: torchrun with rdzv's backends (takes torchrun's arguments)")
+    from rdzv_core.admin.commands import add_commands, run_command
+
+    add_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "backends":
         raise SystemExit(list_backends())
+    # The errors reach the operator as one line each; torch's C++ logging
+    # (TCPStore's connect retries) would add its own. Read when torch loads.
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
+    raise SystemExit(run_command(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -103,6 +103,7 @@ class ScalableRendezvousHandler(RendezvousHandler):
         self._lock = threading.Lock()
         self._answering_stale = False
         self._events = RendezvousEvents(settings.rounds.run_id, self._node, settings.local_addr, os.getpid())
+        self._join_deadline_wall: float | None = None
 
     # -- identity ------------------------------------------------------------------
 
@@ -129,6 +130,7 @@ class ScalableRendezvousHandler(RendezvousHandler):
     def next_rendezvous(self) -> RendezvousInfo:
         """See base class (raises ``RendezvousClosedError`` once the run is closed)."""
         deadline = time.monotonic() + self._settings.rounds.join_timeout
+        self._join_deadline_wall = time.time() + self._settings.rounds.join_timeout  # for rdzv status
         self._events.joining()
         try:
             member, seal = self._joiner.join(self._member, deadline)
@@ -136,6 +138,9 @@ class ScalableRendezvousHandler(RendezvousHandler):
             self._events.failed("next_rendezvous", exc)
             raise
         self._events.joined(member.round_no, member.rank, member.world_size)
+        log.info("rdzv run '%s': round %d complete: rank %d of world size %d, in %.1f s", self.get_run_id(),
+                 member.round_no, member.rank, member.world_size,
+                 time.monotonic() - (deadline - self._settings.rounds.join_timeout))
         with self._lock:
             self._stop_heartbeats()
             self._member = member
@@ -167,10 +172,21 @@ class ScalableRendezvousHandler(RendezvousHandler):
         """Who holds ``ticket``. The holder of ticket 1 (normally the next rank 0)
         announces its master endpoint; the sealer copies it into the seal, so
         the other members learn it without another store round trip."""
-        doc: dict[str, object] = {"node": self._node, "addr": self._settings.local_addr, "pid": os.getpid()}
+        doc: dict[str, object] = {"node": self._node, "addr": self._settings.local_addr, "pid": os.getpid(),
+                                  **self._rules_for_readers()}
         if ticket == 1:
             doc["master"] = [self._settings.local_addr, self._master_port()]
         return json.dumps(doc).encode()
+
+    def _rules_for_readers(self) -> dict[str, object]:
+        """What a one-shot reader (``rdzv status``) needs to explain a waiting
+        round, put in the slot: when it was written and this node's join
+        deadline (wall clock), and the run's size and timing rules."""
+        settings = self._settings
+        return {"at": round(time.time(), 3), "deadline": self._join_deadline_wall,
+                "rules": {"min": settings.rounds.min_nodes, "max": settings.rounds.max_nodes,
+                          "last_call": settings.rounds.last_call_timeout, "ttl": settings.heartbeat_ttl,
+                          "interval": settings.keep_alive_interval}}
 
     def _bootstrap_info(self, rank: int, store: dist.Store, seal: keys.Seal) -> RendezvousStoreInfo:
         """MASTER_ADDR/PORT of this round: rank 0 publishes them under the round's

@@ -147,7 +147,7 @@ class Heartbeat:
     def _beat(self) -> None:
         self._seq += 1
         key = keys.alive(self.member.round_no, self.member.rank)
-        self._store.write(key, str(self._seq).encode(), ttl=self._ttl)
+        self._store.write(key, keys.beat_value(self._seq, time.time()), ttl=self._ttl)
 
     def _tick(self) -> float:
         """One scheduled run: beat when due, watch from the second tick on.

@@ -10,7 +10,8 @@ Every key lives under ``p/`` in the run's namespace:
 ``p/r/<R>/returning``         counter: members of round R-1 that joined R
 ``p/r/<R>/dead``              counter: members of round R known to be dead
 ``p/r/<R>/dead/<rank>``       created once per dead member (makes ``dead`` exact)
-``p/r/<R>/alive/<rank>``      heartbeat of member ``rank`` of round R (TTL)
+``p/r/<R>/alive/<rank>``      heartbeat of member ``rank`` of round R (TTL):
+                              ``"<beat number> <unix time>"`` (:func:`beat_value`)
 """
 
 from __future__ import annotations
@@ -72,6 +73,25 @@ def waiting_counters(round_no: int) -> list[str]:
     """What ``num_nodes_waiting`` of a member of ``round_no`` reads: tickets and
     returners of the next round, dead members of this one."""
     return [ticket(round_no + 1), returning(round_no + 1), dead(round_no)]
+
+
+def beat_value(number: int, wall_time: float) -> bytes:
+    """A heartbeat's value: its number (what watchers compare: a new number is
+    a new beat) and the writer's wall clock, which lets a one-shot reader
+    (``rdzv status``) tell the beat's age."""
+    return f"{number} {wall_time:.3f}".encode()
+
+
+def beat_time(value: bytes | None) -> float | None:
+    """The wall-clock time in a :func:`beat_value` (``None``: missing, or a
+    bare beat number as older versions wrote)."""
+    if value is None:
+        return None
+    _number, _, wall = value.partition(b" ")
+    try:
+        return float(wall) if wall else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

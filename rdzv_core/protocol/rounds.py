@@ -23,6 +23,7 @@ wake-ups only drive the timers above and notice ``closed``.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -41,6 +42,10 @@ from rdzv_core.protocol import decisions
 from rdzv_core.protocol.heartbeat import Membership
 from rdzv_core.protocol.keys import counter
 
+log = logging.getLogger(__name__)
+
+#: A waiting node logs why its round is not complete yet every this many seconds (INFO).
+PROGRESS_INTERVAL = 5.0
 #: How long a sealer waits for slots whose tickets were taken but not yet written.
 SLOT_GRACE = 2.0
 #: How long a node that is not a designated sealer lets a sealable round stay
@@ -169,6 +174,17 @@ class RoundJoiner:
         )
         return closed is not None, counter(taken), counter(back), counter(gone), counter(hint)
 
+    def _report_progress(self, round_no: int, taken: int, back: int, gone: int, previous_world: int | None,
+                         quorum_since: float | None, deadline: float, spare: bool, now: float) -> None:
+        """One INFO line: why the round is not complete yet (the sentence of ``rdzv status``)."""
+        from rdzv_core.admin.explain import round_wait_sentence
+
+        settings = self._settings
+        last_call_left = None if quorum_since is None else quorum_since + settings.last_call_timeout - now
+        sentence = round_wait_sentence(round_no, taken, settings.min_nodes, settings.max_nodes, previous_world,
+                                       back, gone, last_call_left, None if spare else deadline - now)
+        log.info("rdzv run '%s': waiting for round %d: %s", settings.run_id, round_no, sentence)
+
     def _await_seal(
         self, round_no: int, ticket: int, deadline: float, spare: bool, before: keys.Seal | None
     ) -> keys.Seal | None:
@@ -184,6 +200,7 @@ class RoundJoiner:
         quorum_since = time.monotonic() if ticket >= settings.min_nodes else None
         sealable_since: float | None = None
         previous_world = before.world_size if before is not None else None
+        next_report = time.monotonic() + PROGRESS_INTERVAL
         if quorum_since is not None:
             _closed, _taken, back, gone, _hint = self._progress(round_no)
             allowed, complete = decisions.seal_gate(previous_world, back, gone)
@@ -217,6 +234,9 @@ class RoundJoiner:
                 )
             if taken >= settings.min_nodes and quorum_since is None:
                 quorum_since = now
+            if now >= next_report:
+                next_report = now + PROGRESS_INTERVAL
+                self._report_progress(round_no, taken, back, gone, previous_world, quorum_since, deadline, spare, now)
             last_call_over = quorum_since is not None and now - quorum_since >= settings.last_call_timeout
             if not decisions.sealable(taken, back, gone, previous_world, settings.min_nodes, settings.max_nodes,
                                       last_call_over):

@@ -115,6 +115,13 @@ class MemoryStateStore(StateStore):
         with self._space.lock:
             return sum(1 for key in list(self._space.data) if key.startswith(full) and self._space.live(key))
 
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """See base class (the default ``purge`` deletes these one by one)."""
+        full = self._k(prefix)
+        with self._space.lock:
+            return sorted(key[len(self._prefix):] for key in list(self._space.data)
+                          if key.startswith(full) and self._space.live(key))
+
     def wait(self, keys: Sequence[str], timeout: float) -> bool:
         """See base class: sleeps on a condition variable, no polling."""
         deadline = time.monotonic() + timeout

@@ -10,6 +10,7 @@ never changes the key and returns the sentinel only when the key is absent.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tempfile
 import time
@@ -183,6 +184,26 @@ class C10dStateStore(StateStore):
         """See base class (lists the store's keys)."""
         full = self._k(prefix)
         return sum(1 for key in self._store.list_keys() if key.startswith(full))
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """See base class (lists the store's keys)."""
+        full = self._k(prefix)
+        return sorted(key[len(self._prefix):] for key in self._store.list_keys() if key.startswith(full))
+
+    def run_ids(self) -> list[str]:
+        """See base class: the runs with keys under ``rdzv/<run id>/`` (a run id
+        holding ``/`` shows its first segment only)."""
+        return sorted({key.split("/", 2)[1] for key in self._store.list_keys()
+                       if key.startswith("rdzv/") and key.count("/") >= 2})
+
+    def purge(self) -> int:
+        """See base class. Also deletes the agents' Store keys of the run, which
+        torch (``torch.rendezvous.<run>.<round>/``) and the scalable handler
+        (``rdzv.<run>.<round>/``) keep in the same store outside the run's namespace."""
+        run = re.escape(self._prefix[len("rdzv/"):-1])
+        agents = re.compile(rf"^(?:torch\.rendezvous|rdzv)\.{run}\.\d+/")
+        doomed = [key for key in self._store.list_keys() if key.startswith(self._prefix) or agents.match(key)]
+        return sum(1 for key in doomed if self._store.delete_key(key))
 
     def wait(self, keys: Sequence[str], timeout: float) -> bool:
         """See base class: c10d's own server-side wait (``timeout <= 0``: one ``check``).

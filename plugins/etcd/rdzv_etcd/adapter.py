@@ -221,6 +221,24 @@ class EtcdStateStore(StateStore):
         """See base class: a count-only range over the prefix."""
         return self._client.range_count(self._keys.key(prefix), budget=self._budget)
 
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """See base class: one range over the run's keys under ``prefix``."""
+        start = len(self._keys.data)
+        return sorted(kv.key[start:].decode(errors="replace")
+                      for kv in self._client.range_prefix(self._keys.key(prefix), budget=self._budget))
+
+    def run_ids(self) -> list[str]:
+        """See base class: the run segment of every key under ``{key_prefix}/``."""
+        from urllib.parse import unquote
+
+        head = f"{self.settings.key_prefix}/".encode()
+        found = {kv.key[len(head):].split(b"/", 1)[0] for kv in self._client.range_prefix(head, budget=self._budget)}
+        return sorted(unquote(run.decode(errors="replace")) for run in found if run)
+
+    def purge(self) -> int:
+        """See base class: one range delete of the run's keys and ``add`` receipts."""
+        return self._client.delete_prefix(self._keys.root, budget=self._budget)
+
     def add(self, key: str, amount: int) -> int:
         """See base class and the module docstring (exactly-once via a receipt)."""
         full = self._keys.key(key)

@@ -358,6 +358,16 @@ class EtcdClient:
         request = etcdrpc.RangeRequest(key=prefix, range_end=prefix_range_end(prefix), count_only=True)
         return int(self._call(etcdrpc.KVStub, "Range", request, idempotent=True, budget=budget).count)
 
+    def range_prefix(self, prefix: bytes, budget: float | None = None) -> list[KeyValue]:
+        """Every key that starts with ``prefix``, with its value (for the operator's commands)."""
+        request = etcdrpc.RangeRequest(key=prefix, range_end=prefix_range_end(prefix))
+        return [_kv(kv) for kv in self._call(etcdrpc.KVStub, "Range", request, idempotent=True, budget=budget).kvs]
+
+    def delete_prefix(self, prefix: bytes, budget: float | None = None) -> int:
+        """Delete every key that starts with ``prefix``; return how many were deleted."""
+        request = etcdrpc.DeleteRangeRequest(key=prefix, range_end=prefix_range_end(prefix))
+        return int(self._call(etcdrpc.KVStub, "DeleteRange", request, idempotent=True, budget=budget).deleted)
+
     def put(self, key: bytes, value: bytes, lease: int = 0, budget: float | None = None) -> int:
         """Set ``key``; return the new revision."""
         request = etcdrpc.PutRequest(key=key, value=value, lease=lease)

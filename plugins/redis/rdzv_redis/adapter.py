@@ -270,6 +270,29 @@ class RedisStateStore(StateStore):
 
     # -- administration ------------------------------------------------------------
 
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """See base class (``SCAN MATCH`` over the run's values under ``prefix``)."""
+        start = len(self._ns.data(""))
+        with translated(self._describe):
+            names = set(self._data.scan_iter(match=self._ns.match(prefix), count=1000))
+        return sorted(bytes(name).decode(errors="replace")[start:] for name in names)
+
+    def run_ids(self) -> list[str]:
+        """See base class: the run ids in the hash tags of every key under the key prefix."""
+        from urllib.parse import unquote
+
+        from rdzv_redis.keys import glob_escape
+
+        head = f"{self._settings.key_prefix}:{{"
+        found: set[str] = set()
+        with translated(self._describe):
+            for name in self._data.scan_iter(match=glob_escape(head) + "*", count=1000):
+                text = bytes(name).decode(errors="replace")
+                end = text.find("}", len(head))
+                if end > 0:
+                    found.add(unquote(text[len(head):end]))
+        return sorted(found)
+
     def purge(self) -> int:
         """Delete every key of this run (values and bookkeeping); return how many."""
         deleted = 0
