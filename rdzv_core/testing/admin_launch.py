@@ -97,3 +97,14 @@ def status_of_a_blocked_run(log_dir: Path, backend: str, endpoint: str, run_id: 
             time.sleep(0.5)
     finally:
         stop_all([agent])
+
+
+def assert_three_alive(live: dict[str, Any], protocol: str) -> None:
+    """What ``rdzv status --json`` of a live 3-agent launch must show: the
+    run's protocol, a complete and open round, three alive members ranked
+    0..2 on this host, each with a pid and a beat age."""
+    assert live["protocol"] == protocol and live["complete"] and not live["closed"], live
+    members = live["members"]
+    assert len(members) == 3 and {m["state"] for m in members} == {"alive"}, live
+    assert sorted(m["rank"] for m in members) == [0, 1, 2], live
+    assert all(m["host"] == "127.0.0.1" and m["pid"] and m["beat_age"] is not None for m in members), live

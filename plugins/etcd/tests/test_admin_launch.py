@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rdzv_core.testing.admin_launch import close_a_live_launch, status_of_a_blocked_run
+from rdzv_core.testing.admin_launch import assert_three_alive, close_a_live_launch, status_of_a_blocked_run
 from rdzv_etcd.testing.servers import EtcdCluster
 
 pytestmark = pytest.mark.launch
@@ -27,8 +27,7 @@ def test_status_close_and_purge_of_a_live_launch(tmp_path: Path, etcd_server: Et
     run_id = f"admin-live-{protocol}"
     live = close_a_live_launch(tmp_path, "etcd", etcd_server.endpoint, run_id, protocol,
                                lambda: raw_keys(etcd_server, run_id))
-    assert live["protocol"] == protocol and live["complete"] and not live["closed"]
-    assert len(live["members"]) == 3 and {m["state"] for m in live["members"]} == {"alive"}, live
+    assert_three_alive(live, protocol)
 
 
 @pytest.mark.parametrize("protocol", ["torch", "scalable"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rdzv_core.testing.admin_launch import close_a_live_launch, status_of_a_blocked_run
+from rdzv_core.testing.admin_launch import assert_three_alive, close_a_live_launch, status_of_a_blocked_run
 from rdzv_redis.testing.servers import RedisServer
 
 pytestmark = pytest.mark.launch
@@ -28,10 +28,7 @@ def test_status_close_and_purge_of_a_live_launch(tmp_path: Path, redis_server: R
     run_id = f"admin-live-{protocol}"
     live = close_a_live_launch(tmp_path, "redis", redis_server.endpoint, run_id, protocol,
                                lambda: raw_keys(redis_server, run_id))
-    assert live["protocol"] == protocol and live["complete"] and not live["closed"]
-    assert len(live["members"]) == 3 and {m["state"] for m in live["members"]} == {"alive"}, live
-    assert sorted(m["rank"] for m in live["members"]) == [0, 1, 2]
-    assert all(m["host"] == "127.0.0.1" and m["pid"] and m["beat_age"] is not None for m in live["members"]), live
+    assert_three_alive(live, protocol)
 
 
 @pytest.mark.parametrize("protocol", ["torch", "scalable"])
