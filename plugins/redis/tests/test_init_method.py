@@ -76,3 +76,17 @@ def test_a_run_id_left_from_an_earlier_job_is_refused(redis_server: RedisServer)
     redis_server.admin().set("rdzv:{run-reused}:init/joined", 1)  # one process of an earlier 1-process job
     error, _ = init_error(f"redis://{redis_server.endpoint}/run-reused?rank=0&world_size=1")
     assert "process number 2 to join a run of world_size 1: the run id was used before" in str(error)
+
+
+def test_rediss_with_the_ca_from_the_query(tls_redis_server: RedisServer, tls_files: dict[str, str]) -> None:
+    import torch.distributed as dist
+
+    import rdzv_core.init_method  # noqa: F401 - registers rediss://
+
+    url = f"rediss://{tls_redis_server.endpoint}/init-tls?rank=0&world_size=1&ssl_ca_certs={tls_files['ca']}"
+    dist.init_process_group("gloo", init_method=url)
+    try:
+        assert dist.get_world_size() == 1
+    finally:
+        dist.destroy_process_group()
+    assert tls_redis_server.admin().get("rdzv:{init-tls}:init/joined") == b"1"
