@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 from datetime import timedelta
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch.distributed as dist
 from torch.distributed.constants import default_pg_timeout
@@ -96,7 +96,13 @@ def open_store(request: InitRequest, registry: BackendRegistry, timeout: timedel
     return BridgeStore(guarded, timeout, prefix=STORE_PREFIX)
 
 
-def _handler(registry: BackendRegistry):  # type: ignore[no-untyped-def]
+#: What torch's table holds: ``(url, timeout=..., **kwargs) -> iterator of (store, rank, world_size)``.
+Handler = Callable[..., Iterator[tuple[dist.Store, int, int]]]
+
+
+def _handler(registry: BackendRegistry) -> Handler:
+    """torch's handler for rdzv's schemes over the adapters of ``registry``."""
+
     def handler(url: str, timeout: timedelta = default_pg_timeout, **_: object) -> Iterator[tuple[dist.Store, int, int]]:
         request = parse_init_url(url, os.environ, timeout.total_seconds())
         key = (request.backend, request.endpoint, request.run_id, request.rank)

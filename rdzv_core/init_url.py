@@ -17,7 +17,7 @@ password masked) and what is wrong with it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from rdzv_core.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
@@ -28,6 +28,8 @@ STORE_SCHEMES = {"redis": "redis", "rediss": "redis", "etcd": "etcd"}
 #: ``rdzv+<name>://`` selects the adapter ``<name>``.
 ADAPTER_SCHEME_PREFIX = "rdzv+"
 RANK_ENV = "RANK"
+#: Builds the error for one problem with the URL being parsed.
+Fail = Callable[[str], RdzvConfigError]
 WORLD_SIZE_ENV = "WORLD_SIZE"
 
 
@@ -71,7 +73,7 @@ def masked(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
 
 
-def _endpoint(scheme: str, userinfo: str, hosts: str, fail) -> str:  # type: ignore[no-untyped-def]
+def _endpoint(scheme: str, userinfo: str, hosts: str, fail: Fail) -> str:
     """The adapter's ``--rdzv-endpoint`` for the URL's host list."""
     if scheme in ("redis", "rediss"):
         # Each item becomes a redis[s]:// URL: the adapter checks the user
@@ -86,14 +88,14 @@ def _endpoint(scheme: str, userinfo: str, hosts: str, fail) -> str:  # type: ign
     return f"{userinfo}@{hosts}" if userinfo else hosts
 
 
-def _whole_number(name: str, text: str, fail) -> int:  # type: ignore[no-untyped-def]
+def _whole_number(name: str, text: str, fail: Fail) -> int:
     try:
         return int(text.strip())
     except ValueError:
         raise fail(f"{name} '{text}' is not a whole number") from None
 
 
-def _identity(query: dict[str, str], env: Mapping[str, str], fail) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def _identity(query: dict[str, str], env: Mapping[str, str], fail: Fail) -> tuple[int, int]:
     """``(rank, world_size)`` from the query, else from the environment."""
     found = {}
     for key, variable in (("rank", RANK_ENV), ("world_size", WORLD_SIZE_ENV)):
@@ -112,7 +114,7 @@ def _identity(query: dict[str, str], env: Mapping[str, str], fail) -> tuple[int,
     return rank, world_size
 
 
-def _query(text: str, fail) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _query(text: str, fail: Fail) -> dict[str, str]:
     try:
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
     except ValueError:
