@@ -42,18 +42,22 @@ def store_error(failure: StoreFailure) -> Exception:
 
 
 class BridgeStore(dist.Store):
-    """A c10d Store over an rdzv adapter (Redis, etcd, third-party stores)."""
+    """A c10d Store over an rdzv adapter (Redis, etcd, third-party stores).
 
-    def __init__(self, store: GuardedStore, timeout: timedelta) -> None:
+    Its keys live under the adapter key ``prefix`` (``kv/`` for the
+    rendezvous; ``init_method`` stores use one of their own).
+    """
+
+    def __init__(self, store: GuardedStore, timeout: timedelta, prefix: str = STORE_PREFIX) -> None:
         super().__init__()
         self._store = store
+        self._prefix = prefix
         self.set_timeout(timeout)
 
     # -- helpers --------------------------------------------------------------
 
-    @staticmethod
-    def _key(key: str) -> str:
-        return STORE_PREFIX + key
+    def _key(self, key: str) -> str:
+        return self._prefix + key
 
     def _wait_timeout(self, timeout: timedelta | None) -> float:
         chosen = self.timeout if timeout is None else timeout
@@ -168,7 +172,7 @@ class BridgeStore(dist.Store):
 
     def getNumKeys(self) -> int:  # noqa: N802 - the C++ method name
         """The number of Store keys of this run."""
-        return self._guard(lambda: self._store.count(STORE_PREFIX))
+        return self._guard(lambda: self._store.count(self._prefix))
 
     def num_keys(self) -> int:
         """The number of Store keys of this run."""

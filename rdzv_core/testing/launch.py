@@ -187,12 +187,15 @@ def run_agents(
     run_id: str,
     confs: Sequence[dict[str, Any]],
     timeout: float = 180,
+    nproc_per_node: int = 2,
 ) -> list[Agent]:
-    """Launch one agent per endpoint/conf (``--nnodes`` = their count, 2
-    workers each), wait for all to exit and assert that each exited 0."""
+    """Launch one agent per endpoint/conf (``--nnodes`` = their count,
+    ``nproc_per_node`` workers each), wait for all to exit and assert that
+    each exited 0."""
     count = len(endpoints)
     agents = [
-        start_agent(agent_command(launcher, backend, endpoints[i], run_id, str(count), 2, confs[i]), log_dir / f"agent{i}.log")
+        start_agent(agent_command(launcher, backend, endpoints[i], run_id, str(count), nproc_per_node, confs[i]),
+                    log_dir / f"agent{i}.log")
         for i in range(count)
     ]
     try:

@@ -52,13 +52,13 @@ def supports_flag(binary: str, flag: str) -> bool:
     return flag in result.stdout + result.stderr
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports that were free on 127.0.0.1 a moment ago."""
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports that were free on ``host`` a moment ago."""
     sockets = []
     try:
         for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            sock.bind((host, 0))
             sockets.append(sock)
         return [s.getsockname()[1] for s in sockets]
     finally:
@@ -88,12 +88,17 @@ class EtcdMember:
     peer_port: int
     data_dir: Path
     tls: dict[str, str] | None = None
+    host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
+    def _netloc_host(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
     def address(self) -> str:
-        """``127.0.0.1:port`` of the client URL."""
-        return f"127.0.0.1:{self.client_port}"
+        """``host:port`` of the client URL (``[::1]:port`` for IPv6)."""
+        return f"{self._netloc_host}:{self.client_port}"
 
     @property
     def endpoint(self) -> str:
@@ -103,7 +108,7 @@ class EtcdMember:
     @property
     def peer_url(self) -> str:
         """The peer URL (always plain http on loopback)."""
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"http://{self._netloc_host}:{self.peer_port}"
 
     def start(self, binary: str, initial_cluster: str, fsync: bool = False, extra: Sequence[str] = ()) -> None:
         """Start the process (returns at once; see :meth:`wait_ready`)."""
@@ -178,14 +183,15 @@ class EtcdCluster:
     """A cluster of ``size`` members on loopback (``size=1`` is a plain server)."""
 
     def __init__(self, directory: Path, size: int = 1, tls: dict[str, str] | None = None,
-                 binary: str | None = None, fsync: bool = False, extra_args: Sequence[str] = ()) -> None:
+                 binary: str | None = None, fsync: bool = False, extra_args: Sequence[str] = (),
+                 host: str = "127.0.0.1") -> None:
         self.binary = binary or find_etcd()
-        ports = free_ports(2 * size)
+        ports = free_ports(2 * size, host)
         self.members = []
         for i in range(size):
             data_dir = directory / f"member{i}"
             data_dir.mkdir(parents=True, exist_ok=True)
-            self.members.append(EtcdMember(f"m{i}", ports[2 * i], ports[2 * i + 1], data_dir, tls))
+            self.members.append(EtcdMember(f"m{i}", ports[2 * i], ports[2 * i + 1], data_dir, tls, host))
         self.tls = tls
         self.fsync = fsync
         self.extra_args = tuple(extra_args)
@@ -290,9 +296,10 @@ class EtcdCluster:
 
 @contextmanager
 def etcd_cluster(directory: Path, size: int = 1, tls: dict[str, str] | None = None,
-                 fsync: bool = False, extra_args: Sequence[str] = ()) -> Iterator[EtcdCluster]:
-    """Start a cluster (``extra_args`` go to every member), yield it, stop it."""
-    cluster = EtcdCluster(directory, size, tls, fsync=fsync, extra_args=extra_args)
+                 fsync: bool = False, extra_args: Sequence[str] = (), host: str = "127.0.0.1") -> Iterator[EtcdCluster]:
+    """Start a cluster (``extra_args`` go to every member) listening on
+    ``host`` (``::1`` for IPv6), yield it, stop it."""
+    cluster = EtcdCluster(directory, size, tls, fsync=fsync, extra_args=extra_args, host=host)
     try:
         yield cluster.start()
     finally:

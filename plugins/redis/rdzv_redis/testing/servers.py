@@ -54,6 +54,7 @@ class RedisServer:
     sentinel: bool = False
     admin_auth: bool = False
     tls_files: dict[str, str] | None = None
+    host: str = "127.0.0.1"  # the one address it binds (``::1`` for IPv6)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -68,13 +69,14 @@ class RedisServer:
 
     @property
     def endpoint(self) -> str:
-        """``127.0.0.1:PORT`` of the plain (or TLS-only) port."""
-        return f"127.0.0.1:{self.tls_port or self.port}"
+        """``HOST:PORT`` of the plain (or TLS-only) port (``[::1]:PORT`` for IPv6)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.tls_port or self.port}"
 
     def start(self, timeout: float = 20.0) -> RedisServer:
         """Write the config, start the process and wait until it answers PING."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        base = [f"port {0 if self.tls_port else self.port}", "bind 127.0.0.1", f'dir "{self.workdir}"',
+        base = [f"port {0 if self.tls_port else self.port}", f"bind {self.host}", f'dir "{self.workdir}"',
                 f'logfile "{self.log_path}"', "daemonize no"]
         if not self.sentinel:
             base += ['save ""', "appendonly no"]
@@ -108,7 +110,7 @@ class RedisServer:
             options.update(ssl=True, ssl_ca_certs=self.tls_files["ca"], ssl_certfile=self.tls_files["cert"],
                            ssl_keyfile=self.tls_files["key"])
         options.update(kwargs)
-        return redis.Redis("127.0.0.1", self.tls_port or self.port, **options)
+        return redis.Redis(self.host, self.tls_port or self.port, **options)
 
     def diagnostics(self) -> str:
         """The tail of the server's log and stderr, for failure messages."""
