@@ -64,6 +64,37 @@ def make_handlers(
     return handlers
 
 
+class Joins:
+    """``next_rendezvous`` of each handler in a thread of its own, started
+    one at a time (a test acts on the store between two joins)."""
+
+    def __init__(self, handlers: list[RendezvousHandler]) -> None:
+        self.handlers = handlers
+        self.results: list[Any] = [None] * len(handlers)
+        self.errors: list[BaseException] = []
+        self._threads: list[threading.Thread] = []
+
+    def start(self, index: int) -> None:
+        """Start handler ``index``'s join."""
+        def join() -> None:
+            try:
+                self.results[index] = self.handlers[index].next_rendezvous()
+            except BaseException as exc:  # noqa: BLE001 - reported by finish()
+                self.errors.append(exc)
+
+        thread = threading.Thread(target=join, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def finish(self, timeout: float = 120) -> list[Any]:
+        """Wait for every started join; assert that each completed; return the results."""
+        for thread in self._threads:
+            thread.join(timeout)
+        assert not self.errors, self.errors
+        assert not any(t.is_alive() for t in self._threads), "rendezvous did not finish in time"
+        return self.results
+
+
 def ranks_of(infos: list[Any]) -> tuple[list[int], set[int]]:
     """Sorted ranks and the set of world sizes of rendezvous results."""
     return sorted(info.rank for info in infos), {info.world_size for info in infos}

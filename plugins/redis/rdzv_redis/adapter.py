@@ -19,7 +19,7 @@ from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
 from rdzv_core.retry import Backoff
 
 from rdzv_redis import scripts
-from rdzv_redis.errors import RedisAuthError, RedisTransientError, translate, translated
+from rdzv_redis.errors import RedisAuthError, RedisTransientError, client_error_types, translate, translated
 from rdzv_redis.keys import Namespace
 from rdzv_redis.notify import KeyWaiter
 from rdzv_redis.sentinel import MasterWatch
@@ -50,24 +50,29 @@ class RedisStateStore(StateStore):
         self._settings = settings
         self._ns = Namespace(settings.key_prefix, settings.run_id)
         self._describe = settings.describe
-        self._data = client if sentinel is not None else _data_client(client)
+        # Sentinel and Cluster send data commands through their own routing.
+        self._data = client if sentinel is not None or settings.cluster else _data_client(client)
         self._register_scripts()
         self._waiter = self._new_waiter()
         self._closed = False
         self._lock = threading.Lock()
         self._watch = self._start_watch()
         self.retryable_errors = (RedisTransientError,)
-        self.client_errors = (redis_module.RedisError, RedisAuthError)
+        self.client_errors = (redis_module.RedisError, redis_module.exceptions.RedisClusterException, RedisAuthError)
         #: What :func:`translate` maps (caught by a plain ``try`` on hot paths).
-        self._failures = (redis_module.RedisError, OSError)
+        self._failures = client_error_types()
 
     def _register_scripts(self) -> None:
-        self._cas_script = self._data.register_script(scripts.CAS)
-        self._write_script = self._data.register_script(scripts.WRITE)
-        self._add_script = self._data.register_script(scripts.ADD)
+        def text(script: str) -> str:
+            return scripts.sharded(script) if self._settings.cluster else script
+
+        self._cas_script = self._data.register_script(text(scripts.CAS))
+        self._write_script = self._data.register_script(text(scripts.WRITE))
+        self._add_script = self._data.register_script(text(scripts.ADD))
 
     def _new_waiter(self) -> KeyWaiter:
-        return KeyWaiter(self._client, self._settings.connect_timeout, self._ns.channel_of("#idle"))
+        return KeyWaiter(self._client, self._settings.connect_timeout, self._ns.channel_of("#idle"),
+                         sharded=self._settings.cluster)
 
     def _start_watch(self) -> MasterWatch | None:
         if self._sentinel is None or self._settings.sentinel_master is None:
@@ -135,7 +140,10 @@ class RedisStateStore(StateStore):
     def after_fork(self) -> None:
         """Forget the parent's connections and listener thread (never reuse them).
         The child sends data commands through the pool (it connects lazily)."""
-        self._client.connection_pool.reset()
+        if self._settings.cluster:
+            _reset_cluster_pools(self._client)
+        else:
+            self._client.connection_pool.reset()
         self._data = self._client
         self._register_scripts()
         self._waiter = self._new_waiter()
@@ -336,10 +344,21 @@ def _close_quietly(client: Any) -> None:
         pass
 
 
+def _reset_cluster_pools(client: Any) -> None:
+    """Forget the connections of every node of a ``RedisCluster`` (after a fork)."""
+    for node in client.get_nodes():
+        if node.redis_connection is not None:
+            node.redis_connection.connection_pool.reset()
+
+
 def _close_client(client: Any, sentinel: Any) -> None:
     """Disconnect ``client``'s pool and the Sentinel connections (best effort)."""
     try:
-        client.connection_pool.disconnect()
+        pool = getattr(client, "connection_pool", None)
+        if pool is None:  # a RedisCluster: one pool per node
+            client.close()
+            return
+        pool.disconnect()
     except Exception:  # noqa: BLE001 - closing must not raise
         pass
     for node in getattr(sentinel, "sentinels", ()) or ():

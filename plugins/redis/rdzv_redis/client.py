@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from rdzv_core.errors import RdzvConfigError
 
-from rdzv_redis.errors import describe, is_auth_failure, is_transient, tls_failure
+from rdzv_redis.errors import client_error_types, describe, is_auth_failure, is_transient, tls_failure
 from rdzv_redis.settings import PASSWORD_ENV, RedisSettings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -78,12 +78,35 @@ def connection_kwargs(settings: RedisSettings) -> dict[str, Any]:
     }
 
 
+def _cluster_client(settings: RedisSettings, kwargs: dict[str, Any]) -> Any:
+    """A ``RedisCluster`` over the seed nodes. It follows MOVED/ASK itself;
+    with ``retry`` at zero a connection error refreshes its slot map and
+    reaches the core, which retries within ``read_timeout``. Creating it
+    asks the seeds for the slot map: failing that is transient."""
+    import redis
+    from redis.cluster import ClusterNode, RedisCluster
+
+    options = {k: v for k, v in kwargs.items() if k != "db"}
+    try:
+        return RedisCluster(startup_nodes=[ClusterNode(ep.host, ep.port) for ep in settings.endpoints],
+                            require_full_coverage=False, **options, **_tls_kwargs(settings))
+    except client_error_types() as exc:
+        if is_auth_failure(exc) or tls_failure(exc) is not None:
+            raise _permanent_failure(settings, exc) from exc
+        raise RedisUnavailableError(
+            f"no Redis Cluster node at {settings.describe} answered (connect_timeout {settings.connect_timeout:g} s): "
+            f"{describe(exc)}"
+        ) from exc
+
+
 def build_client(settings: RedisSettings) -> tuple[redis.Redis, Any]:
     """The client for ``settings`` and the Sentinel object (``None`` without Sentinel)."""
     import redis
     from redis.sentinel import Sentinel
 
     kwargs = connection_kwargs(settings)
+    if settings.cluster:
+        return _cluster_client(settings, kwargs), None
     if settings.sentinel_master is not None:
         sentinel_kwargs = {
             "socket_timeout": settings.read_timeout,
@@ -181,7 +204,7 @@ def verify(client: redis.Redis, settings: RedisSettings) -> None:
 
     try:
         client.ping()
-    except (redis.RedisError, OSError) as exc:
+    except client_error_types() as exc:
         if not is_transient(exc):
             raise _permanent_failure(settings, exc) from exc
         raise RedisUnavailableError(

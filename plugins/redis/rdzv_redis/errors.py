@@ -67,9 +67,28 @@ def is_transient(exc: BaseException) -> bool:
         return False
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         return True
+    if isinstance(exc, _reply_types()):
+        return True  # redis-py strips the reply's prefix (CLUSTERDOWN ...) from these
+    if isinstance(exc, redis.exceptions.RedisClusterException):
+        return True  # no node serves the slot yet, or none answered: a failover under way
     if isinstance(exc, redis.ResponseError):
         return str(exc).startswith(TRANSIENT_REPLIES)
     return isinstance(exc, (ConnectionError, TimeoutError)) and not isinstance(exc, PermissionError)
+
+
+def _reply_types() -> tuple[type[BaseException], ...]:
+    """redis-py's exception types for the transient replies of a failover."""
+    import redis
+
+    errors = redis.exceptions
+    return (errors.ReadOnlyError, errors.ClusterDownError, errors.TryAgainError)
+
+
+def client_error_types() -> tuple[type[BaseException], ...]:
+    """Every exception type redis-py raises (``RedisClusterException`` is no ``RedisError``)."""
+    import redis
+
+    return (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
 
 
 def describe(exc: BaseException) -> str:
@@ -100,11 +119,9 @@ def translated(endpoint: str) -> Iterator[None]:
     Hot paths use :func:`translate` in a plain ``try`` instead (no generator
     per call).
     """
-    import redis
-
     try:
         yield
-    except (redis.RedisError, OSError) as exc:
+    except client_error_types() as exc:
         mapped = translate(exc, endpoint)
         if mapped is exc:
             raise

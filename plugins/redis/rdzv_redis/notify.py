@@ -36,6 +36,7 @@ import logging
 import threading
 import time
 import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from rdzv_core.retry import poll_for
@@ -57,11 +58,41 @@ def _name(channel: Any) -> str:
     return channel.decode() if isinstance(channel, bytes) else str(channel)
 
 
+@dataclass(frozen=True)
+class PubSubCalls:
+    """The names, in redis-py and on the wire, of one Pub/Sub flavour."""
+
+    message: str  # the type of a published message
+    acknowledged: str  # the type of a subscription's acknowledgement
+    channels: str  # the pubsub attribute listing the subscribed channels
+    subscribe: str
+    unsubscribe: str
+    get: str  # reads one message: get(timeout=...)
+    subscribed_flag: str  # the pubsub attribute that is true while it holds a subscription
+
+    def subscribed(self, pubsub: Any) -> bool:
+        """Whether ``pubsub`` holds any subscription."""
+        return bool(getattr(pubsub, self.subscribed_flag))
+
+    def read(self, pubsub: Any, timeout: float) -> Any:
+        """One message, or ``None`` after ``timeout`` seconds."""
+        return getattr(pubsub, self.get)(timeout=timeout)
+
+
+#: Classic Pub/Sub: a standalone server, Sentinel's master.
+PLAIN = PubSubCalls("message", "subscribe", "channels", "subscribe", "unsubscribe", "get_message", "subscribed")
+#: Sharded Pub/Sub (Redis 7, Redis Cluster): a run's channels share its hash
+#: tag, so they live on the node that serves the run's slot.
+SHARDED = PubSubCalls("smessage", "ssubscribe", "shard_channels", "ssubscribe", "sunsubscribe", "get_sharded_message",
+                      "shard_channels")
+
+
 class KeyWaiter:
     """Blocks the calling thread until a check passes, woken by Pub/Sub messages."""
 
-    def __init__(self, client: redis.Redis, subscribe_timeout: float, idle_channel: str) -> None:
+    def __init__(self, client: redis.Redis, subscribe_timeout: float, idle_channel: str, sharded: bool = False) -> None:
         self._client = client
+        self._calls = SHARDED if sharded else PLAIN
         self._subscribe_timeout = subscribe_timeout
         self._idle_channel = idle_channel  # nobody publishes there: what a warmed-up connection listens to
         self._idle: list[Any] = []
@@ -115,13 +146,13 @@ class KeyWaiter:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            message = pubsub.get_message(timeout=min(remaining, RECHECK_INTERVAL))
+            message = self._calls.read(pubsub, min(remaining, RECHECK_INTERVAL))
             if message is None:
                 result = check()  # RECHECK_INTERVAL passed without a message
                 if result is not None:
                     return result
                 continue
-            if message.get("type") != "message" or _name(message.get("channel")) not in wanted:
+            if _name(message.get("type")) != self._calls.message or _name(message.get("channel")) not in wanted:
                 continue
             data = message.get("data")
             if only_one and isinstance(data, bytes):
@@ -162,25 +193,26 @@ class KeyWaiter:
     def _subscribed(self, pubsub: Any, channels: Sequence[str], deadline: float) -> bool:
         """Subscribe ``pubsub`` to exactly ``channels`` and wait for the
         acknowledgement; ``False`` if it did not come before ``deadline``."""
-        while pubsub.subscribed and pubsub.get_message(timeout=0) is not None:
+        calls = self._calls
+        while calls.subscribed(pubsub) and calls.read(pubsub, 0) is not None:
             pass  # discard what arrived since the last wait
-        current = {_name(c) for c in pubsub.channels}
+        current = {_name(c) for c in getattr(pubsub, calls.channels)}
         new = [c for c in dict.fromkeys(channels) if c not in current]
         # The idle channel stays: dropping it would only cost a reply that
         # wakes the waiter for nothing.
         stale = [c for c in current if c not in set(channels) and c != self._idle_channel]
         if new:
-            pubsub.subscribe(*new)
+            getattr(pubsub, calls.subscribe)(*new)
         if stale:
-            pubsub.unsubscribe(*stale)  # after subscribing: the connection never leaves Pub/Sub mode
+            getattr(pubsub, calls.unsubscribe)(*stale)  # after subscribing: the connection never leaves Pub/Sub mode
         pending = set(new)
         until = min(deadline, time.monotonic() + self._subscribe_timeout)
         while pending:
             remaining = until - time.monotonic()
             if remaining <= 0:
                 return False
-            message = pubsub.get_message(timeout=remaining)
-            if message is not None and message.get("type") == "subscribe":
+            message = calls.read(pubsub, remaining)
+            if message is not None and _name(message.get("type")) == calls.acknowledged:
                 pending.discard(_name(message.get("channel")))
         return True
 

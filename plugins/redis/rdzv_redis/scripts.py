@@ -73,3 +73,10 @@ redis.call('SET', KEYS[3], total, 'PX', ARGV[4])
 redis.call('PUBLISH', ARGV[3], total)
 return total
 """
+
+
+def sharded(script: str) -> str:
+    """``script`` for a Redis Cluster: it announces on the key's shard
+    channel (``SPUBLISH``, Redis 7), which stays on the nodes serving the
+    run's slot, instead of a ``PUBLISH`` that every node relays."""
+    return script.replace("redis.call('PUBLISH',", "redis.call('SPUBLISH',")

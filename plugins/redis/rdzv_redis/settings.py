@@ -44,6 +44,7 @@ CONF_KEYS = frozenset(
         "sentinel_username",
         "sentinel_password_file",
         "allow_endpoint_password",
+        "cluster",
     }
 )
 
@@ -75,6 +76,7 @@ class RedisSettings:
     sentinel_master: str | None = None
     sentinel_username: str | None = None
     sentinel_password: str | None = field(default=None, repr=False)
+    cluster: bool = False
     key_prefix: str = DEFAULT_KEY_PREFIX
     ttl: float = DEFAULT_TTL
     read_timeout: float = DEFAULT_READ_TIMEOUT
@@ -87,9 +89,11 @@ class RedisSettings:
             return f"unix://{self.unix_path} (db {self.db})"
         scheme = "rediss" if self.tls is not None else "redis"
         user = f"{self.username}@" if self.username else ""
+        hosts = ",".join(e.netloc for e in self.endpoints)
         if self.sentinel_master is not None:
-            hosts = ",".join(e.netloc for e in self.endpoints)
             return f"{scheme}://{user}master '{self.sentinel_master}' via sentinels {hosts} (db {self.db})"
+        if self.cluster:
+            return f"{scheme}://{user}cluster via {hosts}"
         return f"{scheme}://{user}{self.endpoints[0].netloc}/{self.db}"
 
     @property
@@ -199,16 +203,19 @@ def parse_settings(params: RendezvousParameters) -> RedisSettings:
     """Validate ``params`` into :class:`RedisSettings` (raises RdzvConfigError)."""
     conf = ConfReader.of(params)
     sentinel_master = conf.string("sentinel_master")
+    cluster = bool(conf.boolean("cluster", False))
+    if cluster and sentinel_master:
+        raise RdzvConfigError("--rdzv-conf cluster=true and sentinel_master: a Redis Cluster has no Sentinels; give one")
     default_port = DEFAULT_SENTINEL_PORT if sentinel_master else DEFAULT_PORT
     endpoints = parse_endpoints(params.endpoint or "localhost", default_port, SCHEMES)
     unix = [ep for ep in endpoints if ep.scheme == "unix"]
-    if unix and (len(endpoints) > 1 or sentinel_master):
-        raise RdzvConfigError("a unix:// endpoint must be the only endpoint (and cannot point at Sentinels)")
-    if len(endpoints) > 1 and not sentinel_master:
+    if unix and (len(endpoints) > 1 or sentinel_master or cluster):
+        raise RdzvConfigError("a unix:// endpoint must be the only endpoint (and cannot point at Sentinels or a cluster)")
+    if len(endpoints) > 1 and not (sentinel_master or cluster):
         raise RdzvConfigError(
-            f"{len(endpoints)} endpoints given: a list of endpoints is a list of Sentinels and needs "
-            "--rdzv-conf sentinel_master=NAME (Redis Cluster is not supported; give one endpoint for a "
-            "single server)"
+            f"{len(endpoints)} endpoints given: a list of endpoints is a list of Sentinels (--rdzv-conf "
+            "sentinel_master=NAME) or of Redis Cluster seed nodes (--rdzv-conf cluster=true); give one "
+            "endpoint for a single server"
         )
     for ep in endpoints:
         if ep.scheme != "unix" and ep.port == 0:
@@ -221,12 +228,15 @@ def parse_settings(params: RendezvousParameters) -> RedisSettings:
     if not sentinel_master and any(conf.raw(k) is not None for k in ("sentinel_username", "sentinel_password_file")):
         raise RdzvConfigError("sentinel_username / sentinel_password_file need --rdzv-conf sentinel_master=NAME")
     tls = _tls(conf, endpoints)
+    db = _db(conf, endpoints)
+    if cluster and db != 0:
+        raise RdzvConfigError(f"a Redis Cluster has database 0 only; drop db={db} (or the /{db} in the endpoint)")
     if unix and tls is not None:
         raise RdzvConfigError("TLS over a unix:// socket is not supported; drop ssl/ssl_* or use rediss://HOST:PORT")
     return RedisSettings(
         endpoints=tuple(replace(ep, password=None) for ep in endpoints),  # keep no secret in reprs
         run_id=params.run_id,
-        db=_db(conf, endpoints),
+        db=db,
         username=_username(conf, endpoints),
         password=password,
         tls=tls,
@@ -234,6 +244,7 @@ def parse_settings(params: RendezvousParameters) -> RedisSettings:
         sentinel_master=sentinel_master,
         sentinel_username=conf.string("sentinel_username"),
         sentinel_password=sentinel_password,
+        cluster=cluster,
         key_prefix=_key_prefix(conf),
         ttl=conf.seconds("ttl", DEFAULT_TTL, allow_zero=True),
         read_timeout=conf.seconds("read_timeout", DEFAULT_READ_TIMEOUT),
