@@ -194,4 +194,5 @@ def test_rdzv_run_on_the_cluster(tmp_path: Path, cluster: RedisCluster) -> None:
     seeds = ",".join(node.endpoint for node in cluster.nodes[:3])
     agents = run_agents(tmp_path, "rdzv-run", "redis", [seeds] * 2, "e2e-cluster", [conf] * 2, nproc_per_node=1)
     assert_all_reduced(agents, 2)
-    assert cluster.master_of_key("rdzv:{e2e-cluster}:state").admin().exists("rdzv:{e2e-cluster}:state")
+    seal = "rdzv:{e2e-cluster}:p/r/0/seal"  # the default protocol sealed round 0 on the run's slot
+    assert cluster.master_of_key(seal).admin().exists(seal)
