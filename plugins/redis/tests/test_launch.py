@@ -71,12 +71,14 @@ def test_elastic_rank0_node_killed_the_rest_finish(tmp_path: Path, redis_server:
             time.sleep(0.2)
         first.kill()  # rank 0's node dies, with the workers' TCPStore it hosted
         survivor = next(a for a in agents if a is not first)
-        wait_for_text(survivor, r"RDZV-STEP rank=\d+ world_size=2 restart=[1-9]", 120)
+        # Its workers fail on the dead store (a restart), or the scalable
+        # protocol records the death first (a membership change: none counted).
+        wait_for_text(survivor, r"RDZV-STEP rank=\d+ world_size=2", 120)
         stop_job(stop_file)
         assert survivor.wait(240) == 0, survivor.output()[-4000:]
     finally:
         stop_all(agents)
-    final = [r for r in survivor.reports() if r["restart"] >= 1]
+    final = [r for r in survivor.reports() if r["world_size"] == 2]
     assert sorted(r["rank"] for r in final) == [0, 1], survivor.output()[-4000:]
     assert all(r["world_size"] == 2 and r["sum"] == r["expected_sum"] for r in final), final
 
