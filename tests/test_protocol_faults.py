@@ -181,6 +181,18 @@ def test_nodes_waiting(world: int, taken: int, back: int, gone: int, closed: boo
     assert nodes_waiting(world, 4, taken, back, gone, closed) == expected
 
 
+def test_a_seal_gives_a_ticket_handed_out_twice_to_the_holder_whose_slot_it_read() -> None:
+    ours, theirs = b'{"node": "a"}', b'{"node": "b"}'
+    seal = keys.Seal(0, (1, 2), None, keys.slot_mark(theirs) + keys.slot_mark(b'{"node": "c"}'))
+    again = keys.Seal.decode(seal.encode())
+    assert again == seal
+    assert again.rank_of(1, keys.slot_mark(theirs)) == 0
+    assert again.rank_of(1, keys.slot_mark(ours)) is None
+    assert keys.Seal(0, (1, 2)).rank_of(1, keys.slot_mark(ours)) == 0  # a seal without marks
+    with pytest.raises(ValueError, match="slot marks"):
+        keys.Seal.decode(b'{"round":0,"first":2,"marks":"00"}')
+
+
 def test_seal_gate() -> None:
     assert seal_gate(None, 0, 0) == (True, False)
     assert seal_gate(3, 0, 0) == (False, False)
@@ -311,3 +323,29 @@ def test_takeover_delay_lets_one_more_waiter_try_at_a_time() -> None:
 
     assert [takeover_delay(t, 2, 5, 4.0) for t in range(1, 8)] == [0.0, 0.0, 4.0, 8.0, 0.0, 12.0, 16.0]
     assert [takeover_delay(t, 1024, 1024, 4.0) for t in (1, 2, 3, 1023, 1024)] == [0.0, 4.0, 8.0, 4088.0, 0.0]
+
+
+def test_a_waiter_whose_join_the_store_lost_takes_no_rank_twice(clusters: Any) -> None:
+    """The store loses its keys while a node waits in round 0, then two more
+    join: the ticket counter restarted, so one of them takes the waiter's
+    ticket again. Every round still has distinct ranks, and all three meet."""
+    cluster = clusters(3, 2, 3)
+    first, second, third = cluster.handlers
+    result: list[Any] = []
+    waiter = threading.Thread(target=lambda: result.append(first.next_rendezvous()), daemon=True)
+    waiter.start()
+    assert until(lambda: cluster.outages[0].inner.read(keys.slot(0, 1)) is not None, 10)
+    cluster.empty()
+    infos = run_in_threads([second, third], lambda h: h.next_rendezvous())
+    if infos[0].world_size == 3:  # the waiter saw its slot gone first and joined the same round again
+        waiter.join(10)
+        infos.append(result[0])
+    else:
+        assert sorted(i.rank for i in infos) == [0, 1] and {i.world_size for i in infos} == {2}
+        waiter.join(0.5)
+        assert not result, "the waiter took a rank in the round that admitted its ticket's second holder"
+        assert until(lambda: second.num_nodes_waiting() > 0 and third.num_nodes_waiting() > 0, 10)
+        infos = run_in_threads([second, third], lambda h: h.next_rendezvous())
+        waiter.join(20)
+        infos.append(result[0])
+    assert sorted(i.rank for i in infos) == [0, 1, 2] and {i.world_size for i in infos} == {3}

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Bytes of a slot's fingerprint in a seal (see :func:`rank_in_seal`).
+MARK_SIZE = 4
+
 
 def stall_limit(ttl: float, interval: float, tick: float) -> float:
     """The longest gap between two successful reads of a watcher that still
@@ -116,6 +119,28 @@ def admitted(slots_written: list[bool], min_nodes: int, max_nodes: int) -> tuple
     ``min_nodes`` qualify."""
     chosen = tuple(t for t, written in enumerate(slots_written[:max_nodes], start=1) if written)
     return chosen if len(chosen) >= min_nodes else None
+
+
+def rank_in_seal(tickets: tuple[int, ...], marks: bytes | None, ticket: int, mark: bytes) -> int | None:
+    """This node's rank in a seal admitting ``tickets`` (in rank order), or
+    ``None`` when it is not admitted.
+
+    ``marks`` holds the fingerprint of each admitted slot as the sealer read
+    it, :data:`MARK_SIZE` bytes per rank (``None``: a seal without them);
+    ``mark`` is the fingerprint of the slot this node wrote. A store that
+    lost its keys during a join restarts the ticket counter, so a later
+    joiner can take a ticket a waiter already holds and overwrite its slot:
+    the seal names that ticket once, and only the node whose slot the sealer
+    read takes the rank. The other one is not admitted and joins the next
+    round, as a late joiner does.
+    """
+    try:
+        rank = tickets.index(ticket)
+    except ValueError:
+        return None
+    if marks is not None and marks[rank * MARK_SIZE:(rank + 1) * MARK_SIZE] != mark:
+        return None
+    return rank
 
 
 def is_spare(ticket: int, returning: bool, previous_world: int | None, max_nodes: int) -> bool:

@@ -17,7 +17,11 @@ Every key lives under ``p/`` in the run's namespace:
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
+
+from rdzv_core.protocol import decisions
+from rdzv_core.protocol.decisions import MARK_SIZE
 
 PREFIX = "p/"
 ROUND = PREFIX + "round"
@@ -94,6 +98,12 @@ def beat_time(value: bytes | None) -> float | None:
         return None
 
 
+def slot_mark(descriptor: bytes) -> bytes:
+    """The fingerprint of a slot's value that a seal carries for its rank
+    (CRC-32, :data:`~rdzv_core.protocol.decisions.MARK_SIZE` bytes)."""
+    return zlib.crc32(descriptor).to_bytes(MARK_SIZE, "big")
+
+
 @dataclass(frozen=True)
 class Seal:
     """A completed round: tickets in rank order."""
@@ -102,18 +112,19 @@ class Seal:
     tickets: tuple[int, ...]
     #: (address, port) of rank 0's store for the workers, when its holder announced it.
     master: tuple[str, int] | None = None
+    #: :func:`slot_mark` of each admitted slot as the sealer read it, in rank
+    #: order, back to back (``None`` in seals written before rdzv had them).
+    marks: bytes | None = None
 
     @property
     def world_size(self) -> int:
         """How many nodes the round admitted."""
         return len(self.tickets)
 
-    def rank_of(self, number: int) -> int | None:
-        """The rank of ticket ``number``, or ``None`` if it was not admitted."""
-        try:
-            return self.tickets.index(number)
-        except ValueError:
-            return None
+    def rank_of(self, number: int, mark: bytes) -> int | None:
+        """The rank of ticket ``number`` held by the node whose slot has
+        :func:`slot_mark` ``mark``, or ``None`` if it was not admitted."""
+        return decisions.rank_in_seal(self.tickets, self.marks, number, mark)
 
     def encode(self) -> bytes:
         """Compact JSON; contiguous tickets 1..W are stored as a range."""
@@ -125,6 +136,8 @@ class Seal:
             doc["tickets"] = list(self.tickets)
         if self.master is not None:
             doc["master"] = list(self.master)
+        if self.marks is not None:
+            doc["marks"] = self.marks.hex()
         return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
@@ -133,6 +146,11 @@ class Seal:
         doc = json.loads(data)
         master = doc.get("master")
         endpoint = (str(master[0]), int(master[1])) if master else None
+        marks = bytes.fromhex(doc["marks"]) if "marks" in doc else None
         if "first" in doc:
-            return cls(int(doc["round"]), tuple(range(1, int(doc["first"]) + 1)), endpoint)
-        return cls(int(doc["round"]), tuple(int(t) for t in doc["tickets"]), endpoint)
+            tickets: tuple[int, ...] = tuple(range(1, int(doc["first"]) + 1))
+        else:
+            tickets = tuple(int(t) for t in doc["tickets"])
+        if marks is not None and len(marks) != MARK_SIZE * len(tickets):
+            raise ValueError(f"the seal has {len(marks)} bytes of slot marks for {len(tickets)} tickets")
+        return cls(int(doc["round"]), tickets, endpoint, marks)

@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from torch.distributed.elastic.rendezvous import (
     RendezvousClosedError,
@@ -67,6 +67,35 @@ class RoundSettings:
     check_interval: float = 1.0
 
 
+def master_of(slot: bytes | None) -> tuple[str, int] | None:
+    """The agent-store endpoint announced in a slot descriptor (the holder of
+    ticket 1, normally the next rank 0, announces it), if any."""
+    try:
+        addr, port = json.loads(slot)["master"] if slot is not None else (None, None)
+        return (addr, int(port)) if isinstance(addr, str) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class _Progress(NamedTuple):
+    """What a waiting node reads each time it wakes up without the seal."""
+
+    closed: bool
+    taken: int  # tickets of the round
+    back: int  # members of the previous round that joined this one
+    gone: int  # members of the previous round recorded dead
+    hint: int  # the round hint
+    slot: bytes | None  # this node's slot as the store holds it
+
+
+class _Reopen(Exception):
+    """The store lost this node's join: open again from ``first_round``."""
+
+    def __init__(self, first_round: int) -> None:
+        super().__init__(first_round)
+        self.first_round = first_round
+
+
 class RoundJoiner:
     """Runs one node through the rounds until it is admitted to one."""
 
@@ -78,6 +107,7 @@ class RoundJoiner:
         self._settings = settings
         self._describe = describe  # ticket -> this node's slot descriptor (JSON)
         self._seals: dict[int, keys.Seal] = {}
+        self._first_round = 0  # the round a join opens first (after the previous membership)
 
     # -- seals ----------------------------------------------------------------
 
@@ -102,32 +132,31 @@ class RoundJoiner:
 
     def try_seal(self, round_no: int, tickets_taken: int) -> bool:
         """Admit the first ``max_nodes`` tickets whose slots are written; return
-        whether the round is sealed now (by us or by a faster node)."""
+        whether the round is sealed now (by us or by a faster node).
+
+        One read of the slots in the common case (all written); otherwise a
+        wait of up to :data:`SLOT_GRACE` for the missing ones and a second
+        read. The seal carries each admitted slot's mark (see
+        :func:`~rdzv_core.protocol.decisions.rank_in_seal`) and the master
+        endpoint announced in the first admitted slot."""
         settings = self._settings
         count = min(tickets_taken, settings.max_nodes)
         slot_keys = [keys.slot(round_no, t) for t in range(1, count + 1)]
-        if self._store.wait(slot_keys, SLOT_GRACE):  # the common case: one check
-            written = [True] * count
-        else:
-            written = [v is not None for v in self._store.read_many(slot_keys)]
-        admitted = decisions.admitted(written, settings.min_nodes, settings.max_nodes)
+        values = self._store.read_many(slot_keys)
+        missing = [key for key, value in zip(slot_keys, values) if value is None]
+        if missing:
+            self._store.wait(missing, SLOT_GRACE)
+            values = self._store.read_many(slot_keys)
+        admitted = decisions.admitted([v is not None for v in values], settings.min_nodes, settings.max_nodes)
         if admitted is None:
             return False
-        seal = keys.Seal(round_no, admitted, self._master_of(round_no, admitted[0]))
+        chosen = [values[t - 1] for t in admitted]
+        marks = b"".join(keys.slot_mark(value) for value in chosen if value is not None)
+        seal = keys.Seal(round_no, admitted, master_of(chosen[0]), marks)
         value = self._codec.encode(seal.encode(), new_nonce())
         self._store.cas(keys.seal(round_no), None, value, landed=lambda cur: cur is not None and cur.value == value)
         self._store.write(keys.ROUND, str(round_no + 1).encode())
         return True
-
-    def _master_of(self, round_no: int, ticket: int) -> tuple[str, int] | None:
-        """The agent-store endpoint the holder of ``ticket`` announced in its slot
-        (the future rank 0 announces it when it holds ticket 1), if any."""
-        found = self._store.read(keys.slot(round_no, ticket))
-        try:
-            addr, port = json.loads(found.value)["master"] if found is not None else (None, None)
-            return (addr, int(port)) if isinstance(addr, str) else None
-        except (ValueError, KeyError, TypeError):
-            return None
 
     # -- joining ----------------------------------------------------------------
 
@@ -146,10 +175,12 @@ class RoundJoiner:
 
     def join(self, previous: Membership | None, deadline: float) -> tuple[Membership, keys.Seal]:
         """Join rounds until admitted; return our membership and the seal."""
-        round_no = self.open_round(previous.round_no + 1 if previous else 0)
+        self._first_round = previous.round_no + 1 if previous else 0
+        round_no = self.open_round(self._first_round)
         while True:
             ticket = self._store.increment(keys.ticket(round_no))
-            self._store.write(keys.slot(round_no, ticket), self._describe(ticket))
+            descriptor = self._describe(ticket)
+            self._store.write(keys.slot(round_no, ticket), descriptor)
             returning = previous is not None and previous.round_no == round_no - 1
             if returning:
                 self._store.increment(keys.returning(round_no))
@@ -158,21 +189,27 @@ class RoundJoiner:
             before = self.read_seal(round_no - 1) if round_no > 0 else None
             spare = decisions.is_spare(ticket, returning, before.world_size if before else None,
                                        self._settings.max_nodes)
-            seal = self._await_seal(round_no, ticket, deadline, spare, before)
-            if seal is None:  # the store lost the round's seal: start again where the hint says
-                round_no = self.open_round(round_no + 1)
+            try:
+                seal = self._await_seal(round_no, ticket, descriptor, deadline, spare, before)
+            except _Reopen as lost:  # the store lost our join or the round's seal: join afresh
+                round_no = self.open_round(lost.first_round)
                 continue
-            rank = seal.rank_of(ticket)
+            rank = seal.rank_of(ticket, keys.slot_mark(descriptor))
             if rank is not None:
                 return Membership(round_no, rank, seal.world_size, ticket), seal
+            if ticket in seal.tickets:
+                log.warning("rdzv run '%s': round %d admitted ticket %d, but the slot the sealer read is another "
+                            "node's (the store lost its keys during the join and handed the ticket out again); "
+                            "joining round %d", self._settings.run_id, round_no, ticket, round_no + 1)
             round_no += 1  # not admitted (late, or beyond max_nodes): next round
 
-    def _progress(self, round_no: int) -> tuple[bool, int, int, int, int]:
-        """One read: (closed, tickets taken, members back, previous members dead, round hint)."""
-        closed, taken, back, gone, hint = self._store.read_many(
-            [keys.CLOSED, keys.ticket(round_no), keys.returning(round_no), keys.dead(round_no - 1), keys.ROUND]
+    def _progress(self, round_no: int, ticket: int) -> _Progress:
+        """One read of what a waiter watches, its own slot included."""
+        closed, taken, back, gone, hint, slot = self._store.read_many(
+            [keys.CLOSED, keys.ticket(round_no), keys.returning(round_no), keys.dead(round_no - 1), keys.ROUND,
+             keys.slot(round_no, ticket)]
         )
-        return closed is not None, counter(taken), counter(back), counter(gone), counter(hint)
+        return _Progress(closed is not None, counter(taken), counter(back), counter(gone), counter(hint), slot)
 
     def _report_progress(self, round_no: int, taken: int, back: int, gone: int, previous_world: int | None,
                          quorum_since: float | None, deadline: float, spare: bool, now: float) -> None:
@@ -186,10 +223,13 @@ class RoundJoiner:
         log.info("rdzv run '%s': waiting for round %d: %s", settings.run_id, round_no, sentence)
 
     def _await_seal(
-        self, round_no: int, ticket: int, deadline: float, spare: bool, before: keys.Seal | None
-    ) -> keys.Seal | None:
-        """Wait until the round is sealed (sealing it when this node should);
-        ``None`` when the round hint passed the round but its seal is gone."""
+        self, round_no: int, ticket: int, descriptor: bytes, deadline: float, spare: bool, before: keys.Seal | None
+    ) -> keys.Seal:
+        """Wait until the round is sealed (sealing it when this node should).
+
+        Raises :class:`_Reopen` when the store lost this join (our slot is
+        gone or another node's: the store lost its keys and handed our ticket
+        out again) or the round's seal (the round hint passed the round)."""
         settings = self._settings
         seal_key = keys.seal(round_no)
         # Only designated sealers run the last-call timer and wake every
@@ -202,8 +242,8 @@ class RoundJoiner:
         previous_world = before.world_size if before is not None else None
         next_report = time.monotonic() + PROGRESS_INTERVAL
         if quorum_since is not None:
-            _closed, _taken, back, gone, _hint = self._progress(round_no)
-            allowed, complete = decisions.seal_gate(previous_world, back, gone)
+            first = self._progress(round_no, ticket)
+            allowed, complete = decisions.seal_gate(previous_world, first.back, first.gone)
             if complete or (allowed and ticket == settings.max_nodes):
                 self.try_seal(round_no, ticket)
         while True:
@@ -216,12 +256,19 @@ class RoundJoiner:
             raw = self._store.wait_read(seal_key, max(timeout, 0.001))
             if raw is not None:  # the wake-up carries the seal where the store can
                 return self._remember_seal(round_no, raw)
-            closed, taken, back, gone, hint = self._progress(round_no)
+            closed, taken, back, gone, hint, slot = self._progress(round_no, ticket)
             if hint > round_no:
                 # The hint moves past a round only after its seal is written, so
                 # the seal is there -- unless the store lost its keys since.
                 found = self._store.read(seal_key)
-                return None if found is None else self._remember_seal(round_no, found.value)
+                if found is None:
+                    raise _Reopen(round_no + 1)
+                return self._remember_seal(round_no, found.value)
+            if slot != descriptor:
+                log.warning("rdzv run '%s': the store lost this node's join of round %d (its slot %d is %s); "
+                            "joining again", settings.run_id, round_no, ticket,
+                            "gone" if slot is None else "another node's")
+                raise _Reopen(self._first_round)
             if closed:
                 if spare:
                     raise RendezvousGracefulExitError(f"rdzv run '{settings.run_id}' is closed; spare node exits")

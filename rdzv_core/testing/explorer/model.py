@@ -47,6 +47,7 @@ from rdzv_core.testing.explorer.state import (
     _EVENT_INDEX, BEAT, EVENTS, EXITED, IDLE, LIVE, LOCAL, Config, Heart, Join, Member, Node, Round, State, Step,
     replace_at, is_running,
 )
+from rdzv_core.protocol.decisions import MARK_SIZE
 
 __all__ = ["Config", "Model", "State", "Step"]
 
@@ -103,6 +104,8 @@ class Model(Events, Properties):
         low = min([s.hint] + [n.member.round for n in live if n.member is not None]
                   + [n.join.round for n in live if n.join is not None and n.join.step != "open"])
         rounds = s.rounds
+        if any(w[0] < low - 1 for w in s.slot_writes):
+            s = s._replace(slot_writes=frozenset(w for w in s.slot_writes if w[0] >= low - 1))
         for r, rk in enumerate(rounds):
             if r < low - 1:
                 if rk != self.empty:
@@ -213,8 +216,16 @@ class Model(Events, Properties):
             return out
         steps = self._join_step(s, i, n, j)
         if steps:
-            out.append((j.step in LOCAL, steps))
+            out.append((j.step in LOCAL and not self._contested(s, i, j), steps))
         return out
+
+    @staticmethod
+    def _contested(s: State, i: int, j: Join) -> bool:
+        """Whether another node is about to write the same slot key (a ticket
+        handed out twice): which value stays depends on the order."""
+        return j.step == "slot" and any(
+            k != i and m.status == LIVE and m.join is not None and m.join.step == "slot"
+            and (m.join.round, m.join.ticket) == (j.round, j.ticket) for k, m in enumerate(s.nodes))
 
     def _own_death(self, s: State, i: int, n: Node, label: str) -> Step:
         """leave(): stop beating, create our own dead marker (then count it)."""
@@ -252,8 +263,13 @@ class Model(Events, Properties):
             return out
         returning = j.prev is not None and j.prev.round == r - 1
         if j.step == "slot":
-            t = s._replace(rounds=replace_at(s.rounds, r, rk._replace(slots=rk.slots | 1 << j.ticket)))
-            return [to(j._replace(step="returning" if returning else "before"), f"{name} writes slot {j.ticket}", t)]
+            k = sum(1 for w in s.slot_writes if w[:2] == (r, j.ticket))
+            rewrites = frozenset(w for w in rk.rewrites if w[0] != j.ticket) | ({(j.ticket, k)} if k else set())
+            t = s._replace(rounds=replace_at(s.rounds, r, rk._replace(slots=rk.slots | 1 << j.ticket,
+                                                                       rewrites=rewrites)),
+                           slot_writes=s.slot_writes | {(r, j.ticket, k)})
+            return [to(j._replace(step="returning" if returning else "before", mark=k),
+                       f"{name} writes slot {j.ticket}{f' (write {k + 1} of that key)' if k else ''}", t)]
         if j.step == "returning":
             t = s._replace(rounds=replace_at(s.rounds, r, rk._replace(returning=rk.returning + 1)))
             out = [to(j._replace(step="before"), f"{name} adds 1 to returning({r})", t)]
@@ -273,7 +289,7 @@ class Model(Events, Properties):
             return [to(j._replace(step="wait", prev_world=world, spare=spare),
                        f"{name} waits in round {r} (previous world {world}{', spare' if spare else ''})")]
         if j.step == "wait":
-            return [] if rk.seal is None else self._learn(s, i, n, j, rk.seal)
+            return [] if rk.seal is None else self._learn(s, i, n, j, rk.seal, rk.seal_marks)
         if j.step == "seal_read":
             count = min(j.taken, c.max_nodes)
             if any(m.status == LIVE and m.join is not None and m.join.step == "slot" and m.join.round == r
@@ -283,12 +299,14 @@ class Model(Events, Properties):
             admitted = rules.admitted(written, c.min_nodes, c.max_nodes)
             if admitted is None:
                 return [to(j._replace(step="wait"), f"{name} reads slots of round {r}: too few, waits")]
-            return [to(j._replace(step="seal_cas", admitted=admitted),
+            marks = b"".join(self._mark(self._slot_mark(rk, t)) for t in admitted)
+            return [to(j._replace(step="seal_cas", admitted=admitted, marks=marks),
                        f"{name} reads slots of round {r}: admits tickets {list(admitted)}")]
         if j.step == "seal_cas":
             if rk.seal is not None:
                 return [to(j._replace(step="hint"), f"{name} CAS seal of round {r}: lost to {list(rk.seal)}")]
-            t = s._replace(rounds=replace_at(s.rounds, r, rk._replace(seal=j.admitted)), sealed=s.sealed | 1 << r,
+            t = s._replace(rounds=replace_at(s.rounds, r, rk._replace(seal=j.admitted, seal_marks=j.marks)),
+                           sealed=s.sealed | 1 << r,
                            late_sealed=s.late_sealed | (1 << r if s.ended else 0))
             step = to(j._replace(step="hint"), f"{name} seals round {r}: tickets {list(j.admitted)}", t)
             if s.sealed >> r & 1:
@@ -297,18 +315,28 @@ class Model(Events, Properties):
         assert j.step == "hint"
         return [to(j._replace(step="wait"), f"{name} writes round hint {r + 1}", s._replace(hint=r + 1))]
 
-    def _learn(self, s: State, i: int, n: Node, j: Join, seal: tuple[int, ...]) -> list[Step]:
+    @staticmethod
+    def _slot_mark(rk: Round, ticket: int) -> int:
+        """Which write of its key the value of slot ``ticket`` is."""
+        return next((k for t, k in rk.rewrites if t == ticket), 0)
+
+    @staticmethod
+    def _mark(k: int) -> bytes:
+        """A slot mark as a seal holds it (the real marks are CRCs of the values)."""
+        return k.to_bytes(MARK_SIZE, "big")
+
+    def _learn(self, s: State, i: int, n: Node, j: Join, seal: tuple[int, ...], marks: Optional[bytes]) -> list[Step]:
         """The waiter sees the seal: a member (new heartbeat, a phase of its
         own among the others) or on to the next round."""
         name, r = f"n{i}", j.round
         seen = (r, len(seal))
-        if j.ticket not in seal:
+        rank = self.rules.rank_in_seal(seal, marks, j.ticket, self._mark(j.mark))
+        if rank is None:
             if r + 1 > self.c.max_round:
                 return [Step(f"{name} not admitted to round {r}: next round beyond the bound", None)]
             join = Join("ticket", j.prev, r + 1)
             return [Step(f"{name} sees seal {list(seal)} of round {r}: not admitted, joins round {r + 1}",
                          s._replace(nodes=replace_at(s.nodes, i, n._replace(join=join, seen=seen))))]
-        rank = seal.index(j.ticket)
         member = Member(r, rank, len(seal), j.ticket)
         hb = Heart(r, rank, len(seal), (rank + 1) % len(seal), self.rules.watch_begin(0), False, False, False, False)
         others = tuple(p for p in s.phases if p != i)
@@ -340,6 +368,9 @@ class Model(Events, Properties):
         if self.rules.announces_hint and s.hint > j.round:
             return [Step(f"{name} polls: hint {s.hint} is past round {j.round}, whose seal is gone: opens again",
                          s._replace(nodes=replace_at(s.nodes, i, n._replace(join=Join("open", j.prev)))))]
+        if self.rules.checks_own_slot and not (rk.slots >> j.ticket & 1 and self._slot_mark(rk, j.ticket) == j.mark):
+            return [Step(f"{name} polls: its slot {j.ticket} of round {j.round} is gone or another node's: "
+                         "opens again", s._replace(nodes=replace_at(s.nodes, i, n._replace(join=Join("open", j.prev)))))]
         gone = s.rounds[j.round - 1].dead if j.round > 0 else 0
         over = rk.quorum is not None and -rk.quorum >= c.last_call
         if self.rules.sealable(rk.tickets, rk.returning, gone, j.prev_world, c.min_nodes, c.max_nodes, over):

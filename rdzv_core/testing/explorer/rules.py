@@ -17,7 +17,12 @@ before the fixes:
   did not close the run (so a spare saw every member of a finished job
   dead and ran the job again);
 * the heartbeat's observation did not read ``closed`` (deaths are recorded
-  in a closed run too).
+  in a closed run too);
+* a rank was a ticket's position in the seal, whoever wrote the ticket's
+  slot (a store that lost its keys during a join handed a ticket out twice,
+  and both holders took its rank), and a waiter never looked at its own
+  slot (one whose join the store lost waited for a round that could not
+  complete).
 
 Besides the rules, a :class:`Rules` knows how to *canonicalise* its watch
 (shift its times, forget a beat value nobody can read again), which the
@@ -58,6 +63,11 @@ class OldWatch:
         return self, now - self.changed_at >= ttl
 
 
+def _unmarked_rank(tickets: tuple[int, ...], marks: Optional[bytes], ticket: int, mark: bytes) -> Optional[int]:
+    """The old rank rule: a ticket's position in the seal, whoever wrote its slot."""
+    return tickets.index(ticket) if ticket in tickets else None
+
+
 def _old_stall_limit(ttl: float, interval: float, tick: float) -> float:
     return 0.0  # unused by OldWatch.read
 
@@ -88,9 +98,13 @@ class Rules:
     shutdown_closes: bool
     #: Members write the round hint back when it is behind their round (NEW).
     announces_hint: bool = False
+    #: A waiter's poll reads its own slot and joins again when the slot is
+    #: gone or another node's (NEW).
+    checks_own_slot: bool = False
     sealable: Callable[..., bool] = decisions.sealable
     admitted: Callable[..., Optional[tuple[int, ...]]] = decisions.admitted
     is_spare: Callable[..., bool] = decisions.is_spare
+    rank_in_seal: Callable[..., Optional[int]] = decisions.rank_in_seal
 
     # -- canonicalisation (not rules) ------------------------------------------
 
@@ -127,6 +141,7 @@ NEW = Rules(
     closed_stops_deaths=True,
     shutdown_closes=True,
     announces_hint=True,
+    checks_own_slot=True,
 )
 
 #: The rules before issue 12's fixes (the fixture the explorer must catch).
@@ -137,4 +152,5 @@ OLD = Rules(
     nodes_waiting=_old_nodes_waiting,
     closed_stops_deaths=False,
     shutdown_closes=False,
+    rank_in_seal=_unmarked_rank,
 )

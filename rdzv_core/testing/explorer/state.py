@@ -94,6 +94,8 @@ class Join(NamedTuple):
     prev_world: Optional[int] = None
     taken: int = 0
     admitted: Optional[tuple[int, ...]] = None
+    mark: int = 0  # which write of its slot key it made (0: the first ever)
+    marks: Optional[bytes] = None  # a sealer's marks of the slots it admits
 
 
 class Node(NamedTuple):
@@ -118,6 +120,11 @@ class Round(NamedTuple):
     dead: int
     alive: tuple[int, ...]  # per rank: ticks until the key expires (0: absent)
     quorum: Optional[int] = None  # (model, not a key) when the min_nodes-th ticket was taken, relative
+    seal_marks: Optional[bytes] = None  # the seal's slot marks (see decisions.rank_in_seal)
+    #: (ticket, k) for each slot whose value is the k-th (k >= 1) write of its
+    #: key: a slot's value tells its writers apart (its node, its join) and a
+    #: ticket is handed out again only after the store lost its keys.
+    rewrites: frozenset = frozenset()
 
 
 class State(NamedTuple):
@@ -132,6 +139,9 @@ class State(NamedTuple):
     ended: bool  # the job ended
     sealed: int  # bit r: round r was ever sealed (survives a wipe)
     late_sealed: int  # bit r: round r was sealed after the job ended
+    #: (round, ticket) of each slot key write, with how many came before
+    #: (survives a wipe: what makes a second holder's slot value differ).
+    slot_writes: frozenset = frozenset()
 
 
 class Step(NamedTuple):
