@@ -44,7 +44,7 @@ PASSING = [
     Config("4 nodes, spare, job end", nodes=4, min_nodes=2, max_nodes=3, last_call=2, end=1),
 ]
 
-#: The three defects the fixes removed: (configuration, kind the OLD rules must show).
+#: The four defects the fixes removed: (configuration, kind the OLD rules must show).
 DEFECTS = [
     pytest.param(Config("store stall longer than the TTL", **BASE, stall=1, stall_ticks=(1, 2, 3, 4),
                         stall_kinds=("freeze", "down")),
