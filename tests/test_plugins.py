@@ -20,7 +20,7 @@ def ep(name: str, value: str) -> EntryPoint:
 def test_installed_first_party_plugin_is_found() -> None:
     registry = load_registry()
     info = registry.adapters["c10d"]
-    assert info.distribution == "rdzv-c10d" and info.version == "0.1.0"
+    assert info.distribution == "rdzv-c10d" and info.version == "1.0.0"
     assert registry.get("rdzv-c10d") is registry.get("c10d")
 
 
