@@ -62,6 +62,16 @@ DEFAULT_KEEP_ALIVE_MAX_ATTEMPT = 3
 
 
 @dataclass(frozen=True)
+class Timeouts:
+    """The bounds of an adapter's client I/O, in seconds: ``read`` for one
+    operation (``read_timeout``), ``connect`` for setting up a connection
+    (``connect_timeout``)."""
+
+    read: float = DEFAULT_READ_TIMEOUT
+    connect: float = DEFAULT_CONNECT_TIMEOUT
+
+
+@dataclass(frozen=True)
 class CoreSettings:
     """Everything the core parsed from one run's ``RendezvousParameters``.
 
@@ -124,6 +134,11 @@ class CoreSettings:
             keep_alive_interval=conf.seconds("keep_alive_interval", DEFAULT_KEEP_ALIVE_INTERVAL),
             keep_alive_max_attempt=conf.integer("keep_alive_max_attempt", DEFAULT_KEEP_ALIVE_MAX_ATTEMPT, minimum=1),
         )
+
+    @property
+    def timeouts(self) -> Timeouts:
+        """``read_timeout`` and ``connect_timeout`` as one value, for an adapter's settings."""
+        return Timeouts(self.read_timeout, self.connect_timeout)
 
     @property
     def protocol_given(self) -> bool:

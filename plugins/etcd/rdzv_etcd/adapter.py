@@ -95,7 +95,7 @@ class EtcdStateStore(StateStore):
         self._shared = shared  # holds a use of the process's shared client (see sharing.py)
         self._keys = KeySpace(settings.key_prefix, settings.run_id)
         self._leases: LeaseKeeper = sharing.leases(_sharing_key(settings), client, settings.ttl)
-        self._budget = settings.read_timeout
+        self._budget = settings.timeouts.read
         self.retryable_errors = (EtcdUnavailable, EtcdTimeout)
         self.client_errors = (EtcdError,)
 
@@ -117,7 +117,7 @@ class EtcdStateStore(StateStore):
         settings = EtcdSettings.of(core)
         client = sharing.acquire(_sharing_key(settings), lambda: cls._new_client(settings))
         try:
-            member = client.connect(max(settings.connect_timeout, settings.read_timeout),
+            member = client.connect(max(settings.timeouts.connect, settings.timeouts.read),
                                     KeySpace(settings.key_prefix, settings.run_id).root)
         except BaseException as exc:
             sharing.release(_sharing_key(settings), client)
@@ -132,7 +132,7 @@ class EtcdStateStore(StateStore):
         from rdzv_etcd.client import EtcdClient  # gRPC is imported here, never at plugin load
 
         return EtcdClient(settings.targets, settings.tls, settings.username, settings.password,
-                          settings.connect_timeout, rpc_timeout_for(settings.read_timeout))
+                          settings.timeouts.connect, rpc_timeout_for(settings.timeouts.read))
 
     @property
     def endpoint(self) -> str:
@@ -365,8 +365,8 @@ def _cannot_connect_ever(exc: EtcdUnavailable) -> bool:
 
 def _sharing_key(settings: EtcdSettings) -> tuple[object, ...]:
     """Adapters with equal keys share one client (:mod:`rdzv_etcd.sharing`)."""
-    return (settings.targets, settings.tls, settings.username, settings.password, settings.connect_timeout,
-            rpc_timeout_for(settings.read_timeout))
+    return (settings.targets, settings.tls, settings.username, settings.password, settings.timeouts.connect,
+            rpc_timeout_for(settings.timeouts.read))
 
 
 def _left(deadline: Deadline) -> float:

@@ -16,7 +16,7 @@ from pathlib import Path
 from rdzv_core.config import ConfReader
 from rdzv_core.endpoints import Endpoint, parse_endpoints
 from rdzv_core.errors import RdzvConfigError
-from rdzv_core.settings import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, CoreSettings
+from rdzv_core.settings import CoreSettings, Timeouts
 
 DEFAULT_PORT = 2379
 DEFAULT_KEY_PREFIX = "/rdzv"
@@ -59,8 +59,7 @@ class EtcdSettings:
     tls: TlsMaterial | None = None
     key_prefix: str = DEFAULT_KEY_PREFIX
     ttl: float = DEFAULT_TTL
-    read_timeout: float = DEFAULT_READ_TIMEOUT
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    timeouts: Timeouts = Timeouts()
 
     @property
     def endpoint_label(self) -> str:
@@ -84,8 +83,7 @@ class EtcdSettings:
             tls=tls,
             key_prefix=conf.key_prefix(DEFAULT_KEY_PREFIX).rstrip("/"),
             ttl=conf.seconds("ttl", DEFAULT_TTL),
-            read_timeout=core.read_timeout,
-            connect_timeout=core.connect_timeout,
+            timeouts=core.timeouts,
         )
 
 

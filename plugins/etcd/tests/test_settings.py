@@ -47,7 +47,7 @@ def test_https_and_tls_files_select_tls(tmp_path: Path) -> None:
 def test_defaults() -> None:
     parsed = settings("e1")
     assert parsed.key_prefix == "/rdzv" and parsed.ttl == DEFAULT_TTL
-    assert parsed.read_timeout == 60 and parsed.connect_timeout == 10
+    assert parsed.timeouts.read == 60 and parsed.timeouts.connect == 10
     assert parsed.username is None and parsed.password is None and parsed.tls is None
 
 

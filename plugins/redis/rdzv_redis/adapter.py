@@ -73,7 +73,7 @@ class RedisStateStore(StateStore):
         self._add_script = self._data.register_script(text(scripts.ADD))
 
     def _new_waiter(self) -> KeyWaiter:
-        return KeyWaiter(self._client, self._settings.connect_timeout, self._ns.channel_of("#idle"),
+        return KeyWaiter(self._client, self._settings.timeouts.connect, self._ns.channel_of("#idle"),
                          sharded=self._settings.cluster)
 
     def _start_watch(self) -> MasterWatch | None:
@@ -218,7 +218,7 @@ class RedisStateStore(StateStore):
         same id until ``read_timeout``; the script returns the first call's
         result instead of adding again.
         """
-        op_ttl = int((2 * self._settings.read_timeout + 60) * 1000)
+        op_ttl = int((2 * self._settings.timeouts.read + 60) * 1000)
         args = [int(amount), self._settings.ttl_ms, self._ns.channel_of(key), op_ttl]
 
         def attempt(op_id: str, _deadline: Deadline) -> int:
@@ -226,7 +226,7 @@ class RedisStateStore(StateStore):
                 return int(self._add_script(keys=[self._ns.data(key), self._ns.version(key), self._ns.op(op_id)],
                                             args=args))
 
-        return apply_once(attempt, self._settings.read_timeout, self.retryable_errors)
+        return apply_once(attempt, self._settings.timeouts.read, self.retryable_errors)
 
     def delete(self, key: str) -> bool:
         """See base class. The version counter stays, so versions never repeat."""

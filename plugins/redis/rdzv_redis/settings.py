@@ -13,7 +13,7 @@ from pathlib import Path
 from rdzv_core.config import ConfReader
 from rdzv_core.endpoints import Endpoint, parse_endpoints
 from rdzv_core.errors import RdzvConfigError
-from rdzv_core.settings import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, CoreSettings
+from rdzv_core.settings import CoreSettings, Timeouts
 
 DEFAULT_PORT = 6379
 DEFAULT_SENTINEL_PORT = 26379
@@ -76,8 +76,7 @@ class RedisSettings:
     cluster: bool = False
     key_prefix: str = DEFAULT_KEY_PREFIX
     ttl: float = DEFAULT_TTL
-    read_timeout: float = DEFAULT_READ_TIMEOUT
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    timeouts: Timeouts = Timeouts()
 
     @property
     def describe(self) -> str:
@@ -203,6 +202,5 @@ def parse_settings(core: CoreSettings) -> RedisSettings:
         cluster=cluster,
         key_prefix=conf.key_prefix(DEFAULT_KEY_PREFIX, _PREFIX_FORBIDDEN),
         ttl=conf.seconds("ttl", DEFAULT_TTL, allow_zero=True),
-        read_timeout=core.read_timeout,
-        connect_timeout=core.connect_timeout,
+        timeouts=core.timeouts,
     )
