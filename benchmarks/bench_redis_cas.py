@@ -48,6 +48,7 @@ def main() -> None:
 
     from rdzv_core.handler import create_backend
     from rdzv_core.plugins import AdapterInfo, BackendRegistry
+    from rdzv_core.settings import CoreSettings
     from rdzv_redis import scripts
     from rdzv_redis.adapter import RedisStateStore
 
@@ -104,7 +105,8 @@ def main() -> None:
         overhead = (statistics.median(core_times) - statistics.median(raw_times)) * 1e6
         print(f"core overhead at the median: {overhead:.1f} us")
         raw.delete(data, version)
-        RedisStateStore.from_params(RendezvousParameters("redis", endpoint, run, 1, 1)).purge()
+        params = RendezvousParameters("redis", endpoint, run, 1, 1)
+        RedisStateStore.from_params(params, CoreSettings.parse(params, RedisStateStore.conf_keys)).purge()
     finally:
         if server is not None:
             server.stop()

@@ -130,12 +130,12 @@ def counting_adapter(base: type, counters: StoreCounters, instances: Any,
             instances.append(self)
 
         @classmethod
-        def from_params(cls, params: Any) -> Any:
-            if tcp_client is None or str(params.config.get("store_type", "tcp")) != "tcp":
-                return super().from_params(params)
+        def from_params(cls, params: Any, core: Any) -> Any:
+            if tcp_client is None or core.conf.choice("store_type", ("tcp", "file"), "tcp") != "tcp":
+                return super().from_params(params, core)
             store = tcp_client()
             # C10dStateStore(store, run_id, endpoint description, reopen).
-            return cls(store, params.run_id, f"tcp {params.endpoint}", lambda: store)
+            return cls(store, core.run_id, f"tcp {core.endpoint}", lambda: store)
 
         def read(self, key: str) -> Any:
             return measured("read", lambda: super(Counting, self).read(key),

@@ -20,12 +20,21 @@ Rules every adapter follows (the conformance suite checks them):
   a client connection is never used across ``fork`` (see :meth:`after_fork`).
 * Client libraries are imported in :meth:`from_params`, never at module
   import: torch imports every ``torchrun.handlers`` entry point on launch.
+
+An adapter declares which version of this contract it was written for
+(:attr:`StateStore.contract_version`, checked against
+:data:`CONTRACT_VERSION` when the plugin loads) and which optional
+primitives it implements (:attr:`StateStore.capabilities`, a
+:class:`Capabilities` record checked against the methods it overrides).
+:meth:`StateStore.from_params` receives the core's parsed settings
+(:class:`~rdzv_core.settings.CoreSettings`): timeouts, the run's identity
+and a :class:`~rdzv_core.config.ConfReader` for the adapter's own keys.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from rdzv_core.retry import poll_until
@@ -33,6 +42,14 @@ from rdzv_core.retry import poll_until
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch.distributed as dist
     from torch.distributed.elastic.rendezvous import RendezvousParameters
+
+    from rdzv_core.settings import CoreSettings
+
+#: The version of this contract: ``(major, minor)``. A new minor adds
+#: optional members (an adapter written for 1.0 runs on a 1.3 core); a new
+#: major changes what existing adapters must do. An adapter declares the
+#: version it was written for in :attr:`StateStore.contract_version`.
+CONTRACT_VERSION: tuple[int, int] = (1, 0)
 
 #: An adapter's version token: opaque to the core, compared only by the store.
 Token = Any
@@ -60,21 +77,61 @@ class CasResult:
     applied: bool
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """The optional parts of the contract an adapter implements.
+
+    Every field but ``ttl`` names an optional method of :class:`StateStore`:
+    declared ``True``, the adapter overrides it; left ``False``, it keeps the
+    generic fallback (or, for ``list_keys``/``run_ids``, none: the operator's
+    commands say the backend cannot list). ``ttl``: ``write(..., ttl=...)``
+    expires keys natively. The core refuses, when the plugin loads, an
+    adapter whose record and overridden methods disagree (see
+    :func:`capability_problems`). New optional members become new fields
+    with a ``False`` default, so existing adapters stay valid.
+    """
+
+    read_many: bool = False
+    wait: bool = False
+    wait_read: bool = False
+    increment: bool = False
+    native_store: bool = False
+    list_keys: bool = False
+    run_ids: bool = False
+    purge: bool = False
+    ttl: bool = False
+
+    def declared(self) -> tuple[str, ...]:
+        """The names of the capabilities declared ``True``, in field order."""
+        return tuple(f.name for f in fields(self) if getattr(self, f.name))
+
+    @staticmethod
+    def method_names() -> tuple[str, ...]:
+        """The capabilities that are methods of :class:`StateStore` (all but ``ttl``)."""
+        return tuple(f.name for f in fields(Capabilities) if f.name != "ttl")
+
+
 class StateStore(ABC):
     """Abstract base class of every rdzv adapter (one instance per run).
 
-    Subclasses set :attr:`name`, implement the abstract primitives and
-    :meth:`from_params`, and may override the optional ones (``wait``,
-    ``wait_read``, ``read_many``, ``native_store``) where the store does better than the
-    generic fallbacks written here.
+    Subclasses set :attr:`name` and :attr:`contract_version`, implement the
+    abstract primitives and :meth:`from_params`, and may override the
+    optional ones (``read_many``, ``wait``, ``wait_read``, ``increment``,
+    ``native_store``, ``list_keys``, ``run_ids``, ``purge``) where the store
+    does better than the generic fallbacks written here, declaring each in
+    :attr:`capabilities`.
     """
 
     #: The backend name users pass to ``--rdzv-backend`` (``"redis"``).
     name: ClassVar[str] = ""
+    #: The contract version this adapter was written for; ``None`` (not
+    #: declared) is refused at load, as is a different major version or a
+    #: newer minor than :data:`CONTRACT_VERSION`.
+    contract_version: ClassVar[tuple[int, int] | None] = None
+    #: The optional primitives this adapter implements.
+    capabilities: ClassVar[Capabilities] = Capabilities()
     #: ``--rdzv-conf`` keys this adapter understands, beyond the core's own.
     conf_keys: ClassVar[frozenset[str]] = frozenset()
-    #: Whether ``write(..., ttl=...)`` expires keys natively.
-    supports_ttl: ClassVar[bool] = False
 
     #: Exception types the core retries (transient: connection reset,
     #: timeout, leader change). Usually set in ``__init__`` once the client
@@ -92,8 +149,17 @@ class StateStore(ABC):
 
     @classmethod
     @abstractmethod
-    def from_params(cls, params: RendezvousParameters) -> StateStore:
+    def from_params(cls, params: RendezvousParameters, core: CoreSettings) -> StateStore:
         """Parse ``params.endpoint`` and the adapter's conf keys, then connect.
+
+        ``core`` holds what the core has already parsed and validated, once,
+        for every adapter: the run id, ``read_timeout``/``connect_timeout``,
+        and ``core.conf``, the shared :class:`~rdzv_core.config.ConfReader`
+        through which the adapter reads its own keys (``conf_keys``; unknown
+        keys were rejected before this call): typed values, secrets and
+        passwords from a file or an environment variable, the username, a
+        key prefix and the TLS file trio, each with the same rules and
+        errors. Read nothing from ``params.config`` directly.
 
         Raise ``ValueError`` naming the offending key or endpoint for bad
         input; the core adds the backend name and re-raises it as a
@@ -124,7 +190,7 @@ class StateStore(ABC):
     @abstractmethod
     def write(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """Unconditionally set ``key``; with ``ttl`` it expires after that many
-        seconds (adapters with ``supports_ttl = False`` may ignore it)."""
+        seconds (adapters that do not declare ``Capabilities.ttl`` may ignore it)."""
 
     @abstractmethod
     def add(self, key: str, amount: int) -> int:
@@ -236,3 +302,35 @@ class StateStore(ABC):
         """
         return sum(1 for key in self.list_keys("") if self.delete(key))
 
+
+
+def contract_problem(declared: object, core: tuple[int, int] = CONTRACT_VERSION) -> str | None:
+    """Why an adapter declaring contract ``declared`` cannot run on a core of
+    contract ``core`` (``None``: it can). Pure."""
+    shown = ".".join(str(n) for n in core)
+    if declared is None:
+        return f"declares no contract_version (rdzv-core speaks contract {shown}; adapters written before 1.0 need porting)"
+    if not (isinstance(declared, tuple) and len(declared) == 2 and all(isinstance(n, int) for n in declared)):
+        return f"contract_version={declared!r} is not a (major, minor) pair of integers"
+    wanted = f"{declared[0]}.{declared[1]}"
+    if declared[0] != core[0]:
+        return f"is written for contract {wanted}, but this rdzv-core speaks contract {shown} (major versions differ)"
+    if declared[1] > core[1]:
+        return f"needs contract {wanted}, but this rdzv-core speaks contract {shown} (upgrade rdzv-core)"
+    return None
+
+
+def capability_problems(adapter: type[StateStore]) -> list[str]:
+    """Where ``adapter``'s :attr:`~StateStore.capabilities` and the methods
+    it overrides disagree (empty: they agree). Pure."""
+    record = adapter.capabilities
+    if not isinstance(record, Capabilities):
+        return [f"capabilities={record!r} is not a rdzv_core.adapter.Capabilities record"]
+    problems = []
+    for name in Capabilities.method_names():
+        overridden = getattr(adapter, name) is not getattr(StateStore, name)
+        if getattr(record, name) and not overridden:
+            problems.append(f"declares capability '{name}' but does not implement {name}()")
+        elif overridden and not getattr(record, name):
+            problems.append(f"implements {name}() but does not declare it in capabilities")
+    return problems

@@ -9,9 +9,7 @@ token that wraps the adapter's version token and the frame's identity.
 from __future__ import annotations
 
 import random
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from torch.distributed.elastic.rendezvous import (
@@ -34,36 +32,6 @@ class FenceToken(NamedTuple):
 
     version: Token
     frame: Frame
-
-
-@dataclass
-class BackendStats:
-    """Counters a benchmark reads: how hard the backend worked."""
-
-    reads: int = 0
-    cas_attempts: int = 0
-    cas_lost: int = 0
-    bytes_written: int = 0
-    bytes_read: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def record(self, **deltas: int) -> None:
-        """Add ``deltas`` to the named counters."""
-        with self._lock:
-            for name, delta in deltas.items():
-                setattr(self, name, getattr(self, name) + delta)
-
-    def read(self, size: int) -> None:
-        """Count one state read of ``size`` bytes."""
-        with self._lock:
-            self.reads += 1
-            self.bytes_read += size
-
-    def cas(self, size: int) -> None:
-        """Count one CAS attempt that sent ``size`` bytes."""
-        with self._lock:
-            self.cas_attempts += 1
-            self.bytes_written += size
 
 
 def rendezvous_error(failure: StoreFailure) -> Exception:
@@ -105,7 +73,6 @@ class RdzvBackend(RendezvousBackend):
         # (bytes, frame) of the last frame written or decoded; replaced as a
         # whole, so threads sharing the backend always see a matching pair.
         self._last: tuple[bytes | None, Frame | None] = (None, None)
-        self.stats = BackendStats()
 
     @property
     def name(self) -> str:
@@ -136,7 +103,6 @@ class RdzvBackend(RendezvousBackend):
         if found is None:
             return None
         value = found.value
-        self.stats.read(len(value))
         frame = self._frame(value)
         return frame.payload, FenceToken(found.token, frame)
 
@@ -161,27 +127,23 @@ class RdzvBackend(RendezvousBackend):
             current = self.get_state()
             return None if current is None else (*current, False)
         nonce = new_nonce()
-        value, frame = self._codec.seal(state, nonce, parent)
+        value, frame = self._codec.encode_with_frame(state, nonce, parent)
         try:
             result = self._store.cas(self._key, version, value, lambda current: self._landed(nonce, current))
         except StoreFailure as failure:
             raise rendezvous_error(failure) from failure
-        self.stats.cas(len(value))
         if result.applied and result.value == value:  # mostly our own object: an identity check
             self._last = (value, frame)
             self._lost_in_row = 0
             return state, FenceToken(result.token, frame), True
         if result.value is None:
-            self.stats.record(cas_lost=1)
             return None
-        self.stats.record(bytes_read=len(result.value))
         current = self._frame(result.value)
         fence = FenceToken(result.token, current)
         if result.applied:
             # Our write landed but was already built upon (settled after a lost reply).
             self._lost_in_row = 0
             return current.payload, fence, True
-        self.stats.record(cas_lost=1)
         if self._cas_backoff > 0:
             self._back_off_after_loss()
             fresh = self.get_state()

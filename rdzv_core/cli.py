@@ -21,20 +21,30 @@ def torchrun_names() -> dict[str, list[str]]:
     return names
 
 
+def contract_label(adapter: type) -> str:
+    """An adapter's declared contract version as ``major.minor``."""
+    version = getattr(adapter, "contract_version", None)
+    return ".".join(str(n) for n in version) if isinstance(version, tuple) else "-"
+
+
 def list_backends() -> int:
     """Print installed adapters and load failures; exit 1 if any failed."""
     registry = load_registry()
     plain = torchrun_names()
-    rows = [("backend", "rdzv-run names", "torchrun names", "distribution", "version", "status")]
+    rows = [("backend", "rdzv-run names", "torchrun names", "distribution", "version", "contract", "capabilities",
+             "status")]
     for name, info in sorted(registry.adapters.items()):
         torchrun = ", ".join(sorted(plain.get(name, []))) or "-"
-        rows.append((name, f"{name}, {NAME_PREFIX}{name}", torchrun, info.distribution, info.version, "ok"))
+        capabilities = ",".join(info.adapter.capabilities.declared()) or "-"
+        rows.append((name, f"{name}, {NAME_PREFIX}{name}", torchrun, info.distribution, info.version,
+                     contract_label(info.adapter), capabilities, "ok"))
     for failure in registry.failures:
         label = ", ".join(failure.names) or failure.plugin
-        rows.append((label, "-", "-", failure.distribution, failure.version, f"FAILED: {failure.error}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        rows.append((label, "-", "-", failure.distribution, failure.version, "-", "-", f"FAILED: {failure.error}"))
+    last = len(rows[0]) - 1
+    widths = [max(len(row[i]) for row in rows) for i in range(last)]
     for row in rows:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5])
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:last])) + "  " + row[last])
     if not registry.adapters and not registry.failures:
         print("no rdzv backends installed: pip install rdzv-c10d (or rdzv-redis, rdzv-etcd)")
     return 1 if registry.failures else 0

@@ -106,16 +106,11 @@ class FrameCodec:
         # 0 disables compression: no payload is that long.
         self._compress_from = compress_threshold or float("inf")
 
-    @property
-    def signs(self) -> bool:
-        """Whether frames are signed (a secret is configured)."""
-        return self._secret is not None
-
     def encode(self, payload: bytes, nonce: bytes, parent: Frame | None = None) -> bytes:
         """Frame ``payload`` as the successor of ``parent`` (if any)."""
-        return self.seal(payload, nonce, parent)[0]
+        return self.encode_with_frame(payload, nonce, parent)[0]
 
-    def seal(self, payload: bytes, nonce: bytes, parent: Frame | None = None) -> tuple[bytes, Frame]:
+    def encode_with_frame(self, payload: bytes, nonce: bytes, parent: Frame | None = None) -> tuple[bytes, Frame]:
         """Like :meth:`encode`, and also return the :class:`Frame` that the
         encoded bytes decode to (so a writer never decodes its own frame)."""
         flags = 0

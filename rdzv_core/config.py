@@ -1,5 +1,9 @@
-"""Typed, validated access to ``--rdzv-conf`` values.
+"""Typed, validated access to ``--rdzv-conf`` values: the one reader of them.
 
+:class:`ConfReader` reads the core's keys and every adapter's own
+(:attr:`~rdzv_core.settings.CoreSettings.conf`), so a timeout, a secret or a
+password from a file or an environment variable, a username, a key prefix
+and a TLS file trio follow one set of rules whichever backend reads them.
 Every bad value is reported as :class:`~rdzv_core.errors.RdzvConfigError`
 naming the backend, the key, the value and what was expected. Unknown keys are
 errors too (with a "did you mean"), because a misspelt ``read_timout`` that is
@@ -14,45 +18,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from rdzv_core.codec import DEFAULT_COMPRESS_THRESHOLD
 from rdzv_core.errors import RdzvConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch.distributed.elastic.rendezvous import RendezvousParameters
 
-#: Keys torch's launcher and ``DynamicRendezvousHandler`` read themselves.
-TORCH_KEYS = frozenset(
-    {
-        "timeout",  # set by torchrun's LaunchConfig on every launch
-        "join_timeout",
-        "last_call_timeout",
-        "close_timeout",
-        "heartbeat_timeout",
-        "keep_alive_interval",
-        "keep_alive_max_attempt",
-        "rank",  # static backend only, but torchrun may pass it through
-    }
-)
+    from rdzv_core.endpoints import Endpoint
 
-#: Keys the core reads for every adapter.
-CORE_KEYS = frozenset(
-    {
-        "read_timeout",
-        "connect_timeout",
-        "secret_file",
-        "compress_threshold",
-        "protocol",
-        "cas_backoff_ms",
-    }
-)
+@dataclass(frozen=True)
+class TlsFiles:
+    """The TLS file trio as given (``None``: not given): each path names an
+    existing file, and a private key comes with its certificate."""
 
-SECRET_ENV = "RDZV_SECRET"
-DEFAULT_READ_TIMEOUT = 60.0
-DEFAULT_CONNECT_TIMEOUT = 10.0
-PROTOCOLS = ("torch", "scalable")
-#: The protocol a run uses when ``--rdzv-conf`` names none: rdzv's own
-#: (``protocol=torch`` runs torch's ``DynamicRendezvousHandler`` instead).
-DEFAULT_PROTOCOL = "scalable"
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    @property
+    def given(self) -> bool:
+        """Whether any of the three files was given."""
+        return any(path is not None for path in (self.ca, self.cert, self.key))
 
 
 class ConfReader:
@@ -144,6 +129,84 @@ class ConfReader:
             raise self.error(key, value, "the path of an existing, readable file")
         return path
 
+    def file_bytes(self, key: str, path: Path) -> bytes:
+        """The contents of ``path`` (the value of ``key``); an unreadable file is an error."""
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise self.error(key, str(path), f"a readable file ({exc.strerror})") from None
+
+    def secret(self, file_key: str, env: str) -> bytes | None:
+        """A secret from the file that ``file_key`` names, else from ``$env``
+        (``None`` when neither is given).
+
+        The one rule for every secret and password: the file wins over the
+        variable; surrounding whitespace (a trailing newline) is stripped;
+        a file or a set variable that holds nothing else is an error, never
+        "no secret".
+        """
+        path = self.existing_file(file_key)
+        if path is not None:
+            secret = self.file_bytes(file_key, path).strip()
+            if not secret:
+                raise self.error(file_key, str(path), "a file holding a non-empty secret")
+            return secret
+        value = os.environ.get(env)
+        if value is None:
+            return None
+        if not value.strip():
+            raise RdzvConfigError(f"rdzv backend '{self.backend}': ${env} is set but empty")
+        return value.strip().encode()
+
+    def password(self, file_key: str, env: str) -> str | None:
+        """:meth:`secret` as text: a password must be UTF-8."""
+        secret = self.secret(file_key, env)
+        if secret is None:
+            return None
+        try:
+            return secret.decode("utf-8")
+        except UnicodeDecodeError:
+            source = f"--rdzv-conf {file_key}" if self.raw(file_key) is not None else f"${env}"
+            raise RdzvConfigError(f"rdzv backend '{self.backend}': the password in {source} is not UTF-8 text") from None
+
+    def username(self, endpoints: Iterable[Endpoint], key: str = "username") -> str | None:
+        """The user named by ``key`` or in the endpoints' URLs (``user@host``);
+        naming two different users is an error."""
+        username = self.string(key)
+        for ep in endpoints:
+            if ep.username is None:
+                continue
+            if username is not None and username != ep.username:
+                raise RdzvConfigError(
+                    f"rdzv backend '{self.backend}': different users named: '{username}' and '{ep.username}' "
+                    f"(in endpoint '{ep}'); give the user once, in --rdzv-conf {key} or in the endpoint"
+                )
+            username = ep.username
+        return username
+
+    def key_prefix(self, default: str, forbidden: str = "") -> str:
+        """The ``key_prefix`` value (``default`` when absent or blank): no
+        control characters and none of ``forbidden``."""
+        prefix = self.string("key_prefix", default) or default
+        bad = sorted({c for c in prefix if ord(c) < 32 or c in forbidden})
+        if bad:
+            shown = " ".join(repr(c) for c in bad)
+            raise self.error("key_prefix", prefix, f"a key prefix without {shown} (control characters or {forbidden!r})"
+                             if forbidden else f"a key prefix without {shown} (control characters)")
+        return prefix
+
+    def tls_files(self, ca: str, cert: str, key: str) -> TlsFiles:
+        """The TLS file trio under this backend's key names (a CA bundle, a
+        client certificate, its private key): each must exist, and a private
+        key needs its certificate."""
+        files = TlsFiles(self.existing_file(ca), self.existing_file(cert), self.existing_file(key))
+        if files.key is not None and files.cert is None:
+            raise RdzvConfigError(
+                f"rdzv backend '{self.backend}': --rdzv-conf {key} is set but {cert} is not; "
+                "a private key needs its client certificate"
+            )
+        return files
+
     def reject_unknown(self, known: Iterable[str]) -> None:
         """Raise for any key not in ``known`` (with a "did you mean")."""
         allowed = set(known)
@@ -156,50 +219,3 @@ class ConfReader:
                 f"rdzv backend '{self.backend}': unknown --rdzv-conf key '{key}'.{hint} "
                 f"Known keys: {', '.join(sorted(allowed))}."
             )
-
-
-@dataclass(frozen=True)
-class CoreConfig:
-    """The core's settings for one run, parsed from ``--rdzv-conf``."""
-
-    read_timeout: float = DEFAULT_READ_TIMEOUT
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    secret: bytes | None = None
-    compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD
-    protocol: str = DEFAULT_PROTOCOL
-    cas_backoff_ms: float = 0.0
-
-    @classmethod
-    def from_reader(cls, conf: ConfReader) -> CoreConfig:
-        """Parse and validate the core's keys."""
-        return cls(
-            read_timeout=conf.seconds("read_timeout", DEFAULT_READ_TIMEOUT),
-            connect_timeout=conf.seconds("connect_timeout", DEFAULT_CONNECT_TIMEOUT),
-            secret=load_secret(conf),
-            compress_threshold=conf.integer("compress_threshold", DEFAULT_COMPRESS_THRESHOLD),
-            protocol=conf.choice("protocol", PROTOCOLS, DEFAULT_PROTOCOL),
-            cas_backoff_ms=conf.seconds("cas_backoff_ms", 0.0, allow_zero=True, unit="milliseconds"),
-        )
-
-
-def load_secret(conf: ConfReader) -> bytes | None:
-    """The rendezvous secret from ``secret_file`` or ``$RDZV_SECRET``.
-
-    The file wins over the environment; surrounding whitespace (a trailing
-    newline) is stripped. An empty secret is an error, not "no secret".
-    """
-    path = conf.existing_file("secret_file")
-    if path is not None:
-        try:
-            secret = path.read_bytes().strip()
-        except OSError as exc:
-            raise conf.error("secret_file", str(path), f"a readable file ({exc.strerror})") from None
-        if not secret:
-            raise conf.error("secret_file", str(path), "a file holding a non-empty secret")
-        return secret
-    env = os.environ.get(SECRET_ENV)
-    if env is not None:
-        if not env.strip():
-            raise RdzvConfigError(f"rdzv backend '{conf.backend}': ${SECRET_ENV} is set but empty")
-        return env.strip().encode()
-    return None

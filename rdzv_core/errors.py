@@ -32,10 +32,3 @@ class TransientStoreError(ConnectionError):
     not type precisely; the core always treats it as retryable.
     """
 
-
-class OutcomeUnknownError(ConnectionError):
-    """A non-idempotent operation failed after it may have reached the store.
-
-    Raised (wrapped in the caller-facing error) when retrying could apply the
-    operation twice and the outcome cannot be read back.
-    """

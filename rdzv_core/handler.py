@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from rdzv_core.config import CORE_KEYS, DEFAULT_PROTOCOL, PROTOCOLS, TORCH_KEYS, ConfReader, CoreConfig
 from rdzv_core.errors import RdzvConfigError
 from rdzv_core.plugins import BackendRegistry, load_registry
+from rdzv_core.settings import CoreSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.distributed as dist
@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from rdzv_core.adapter import StateStore
     from rdzv_core.backend import RdzvBackend
+    from rdzv_core.codec import FrameCodec
+    from rdzv_core.guarded import GuardedStore
 
 
 def _is_transient_connect_error(adapter_cls: type[StateStore], exc: Exception) -> bool:
@@ -31,10 +33,10 @@ def _is_transient_connect_error(adapter_cls: type[StateStore], exc: Exception) -
     return isinstance(exc, retryable) and not isinstance(exc, ValueError)
 
 
-def _connect_until(adapter_cls: type[StateStore], params: RendezvousParameters, connect_timeout: float) -> StateStore:
-    """``adapter_cls.from_params(params)``, called again after each transient
-    failure (with backoff) until ``connect_timeout`` seconds have passed;
-    raises :class:`~rdzv_core.retry.GaveUp` then. Other errors pass at once."""
+def _connect_until(adapter_cls: type[StateStore], params: RendezvousParameters, core: CoreSettings) -> StateStore:
+    """``adapter_cls.from_params(params, core)``, called again after each
+    transient failure (with backoff) until ``core.connect_timeout`` seconds
+    have passed; raises :class:`~rdzv_core.retry.GaveUp` then. Other errors pass at once."""
     import logging
 
     from rdzv_core.retry import Deadline, retry_transient
@@ -44,15 +46,25 @@ def _connect_until(adapter_cls: type[StateStore], params: RendezvousParameters, 
     def report(exc: Exception, attempts: int) -> None:
         log.log(logging.WARNING if attempts == 1 else logging.DEBUG,
                 "rdzv backend '%s': connecting to %r failed (attempt %d: %s: %s); retrying until "
-                "connect_timeout=%g s", params.backend, params.endpoint, attempts, type(exc).__name__, exc,
-                connect_timeout)
+                "connect_timeout=%g s", core.backend, core.endpoint, attempts, type(exc).__name__, exc,
+                core.connect_timeout)
 
-    return retry_transient(lambda: adapter_cls.from_params(params), Deadline(connect_timeout),
+    return retry_transient(lambda: adapter_cls.from_params(params, core), Deadline(core.connect_timeout),
                            lambda exc: _is_transient_connect_error(adapter_cls, exc), report)
 
 
-def connect_adapter(params: RendezvousParameters, registry: BackendRegistry | None = None) -> tuple[StateStore, CoreConfig]:
-    """Select, configure and connect the adapter that ``params.backend`` names.
+def parse_settings(params: RendezvousParameters, registry: BackendRegistry | None = None
+                   ) -> tuple[type[StateStore], CoreSettings]:
+    """The adapter class that ``params.backend`` names and the run's settings,
+    parsed once (unknown keys rejected against the core's, torch's and the
+    adapter's)."""
+    registry = registry if registry is not None else load_registry()
+    adapter_cls = registry.get(params.backend)
+    return adapter_cls, CoreSettings.parse(params, adapter_cls.conf_keys)
+
+
+def connect_parsed(adapter_cls: type[StateStore], params: RendezvousParameters, core: CoreSettings) -> StateStore:
+    """Connect ``adapter_cls`` with the run's parsed settings.
 
     Transient failures of the first connection (refused, reset, timed out:
     see :func:`_is_transient_connect_error`) are retried until
@@ -63,20 +75,13 @@ def connect_adapter(params: RendezvousParameters, registry: BackendRegistry | No
 
     from rdzv_core.retry import GaveUp
 
-    registry = registry if registry is not None else load_registry()
-    adapter_cls = registry.get(params.backend)
-    conf = ConfReader.of(params)
-    conf.reject_unknown(TORCH_KEYS | CORE_KEYS | adapter_cls.conf_keys)
-    core = CoreConfig.from_reader(conf)
-    if not params.run_id:
-        raise RdzvConfigError(f"rdzv backend '{params.backend}': the run id (--rdzv-id) must not be empty")
-    prefix = f"rdzv backend '{params.backend}'"
+    prefix = f"rdzv backend '{core.backend}'"
     try:
-        adapter = _connect_until(adapter_cls, params, core.connect_timeout)
+        return _connect_until(adapter_cls, params, core)
     except GaveUp as gave_up:
         last = gave_up.last
         raise RendezvousConnectionError(
-            f"{prefix}: cannot connect to {params.endpoint!r}: {gave_up.attempts} "
+            f"{prefix}: cannot connect to {core.endpoint!r}: {gave_up.attempts} "
             f"attempt{'' if gave_up.attempts == 1 else 's'} to connect failed "
             f"in {gave_up.elapsed:.1f} s, and connect_timeout={core.connect_timeout:g} s has run out; "
             f"last error: {type(last).__name__}: {last}"
@@ -88,22 +93,39 @@ def connect_adapter(params: RendezvousParameters, registry: BackendRegistry | No
     except (OSError, RuntimeError, *adapter_cls.client_errors) as exc:
         # Connecting failed (c10d raises DistNetworkError, a RuntimeError).
         raise RendezvousConnectionError(
-            f"{prefix}: cannot connect to {params.endpoint!r}: {type(exc).__name__}: {exc}"
+            f"{prefix}: cannot connect to {core.endpoint!r}: {type(exc).__name__}: {exc}"
         ) from exc
-    return adapter, core
 
 
-def _core_objects(params: RendezvousParameters, registry: BackendRegistry | None):  # type: ignore[no-untyped-def]
-    """Adapter wrapped by the core: (guarded store, codec, c10d Store, core config)."""
-    from rdzv_core.bridge import BridgeStore
+def connect_adapter(params: RendezvousParameters, registry: BackendRegistry | None = None
+                    ) -> tuple[StateStore, CoreSettings]:
+    """Select the adapter that ``params.backend`` names, parse the run's
+    settings and connect (see :func:`parse_settings`, :func:`connect_parsed`)."""
+    adapter_cls, core = parse_settings(params, registry)
+    return connect_parsed(adapter_cls, params, core), core
+
+
+def guard_adapter(adapter: StateStore, core: CoreSettings) -> tuple[GuardedStore, FrameCodec]:
+    """The adapter as the core uses it (retried, bounded) and the run's frame codec."""
     from rdzv_core.codec import FrameCodec
     from rdzv_core.guarded import GuardedStore
 
-    adapter, core = connect_adapter(params, registry)
-    guarded = GuardedStore(adapter, params.backend, core.read_timeout)
-    codec = FrameCodec(core.secret, core.compress_threshold)
-    store = adapter.native_store() or BridgeStore(guarded, timedelta(seconds=core.read_timeout))
-    return guarded, codec, store, core
+    return GuardedStore(adapter, core.backend, core.read_timeout), FrameCodec(core.secret, core.compress_threshold)
+
+
+def agent_store(adapter: StateStore, guarded: GuardedStore, core: CoreSettings) -> dist.Store:
+    """The ``torch.distributed.Store`` of the run: the adapter's own where it
+    declares ``native_store``, else the core's bridge over its primitives."""
+    from rdzv_core.bridge import BridgeStore
+
+    native = adapter.native_store() if adapter.capabilities.native_store else None
+    return native or BridgeStore(guarded, timedelta(seconds=core.read_timeout))
+
+
+def wrap_adapter(adapter: StateStore, core: CoreSettings) -> tuple[GuardedStore, FrameCodec, dist.Store]:
+    """The adapter as the core and torch use it: (guarded store, codec, c10d Store)."""
+    guarded, codec = guard_adapter(adapter, core)
+    return guarded, codec, agent_store(adapter, guarded, core)
 
 
 def create_backend(
@@ -112,29 +134,32 @@ def create_backend(
     """The ``(RendezvousBackend, Store)`` pair torch's handler runs on."""
     from rdzv_core.backend import RdzvBackend
 
-    guarded, codec, store, core = _core_objects(params, registry)
-    return RdzvBackend(guarded, params.backend, codec, core.cas_backoff_ms), store
+    adapter, core = connect_adapter(params, registry)
+    guarded, codec, store = wrap_adapter(adapter, core)
+    return RdzvBackend(guarded, core.backend, codec, core.cas_backoff_ms), store
 
 
 def create_rdzv_handler(params: RendezvousParameters, registry: BackendRegistry | None = None) -> RendezvousHandler:
     """A rendezvous handler for ``params`` (the creator torch's registry calls).
 
-    ``--rdzv-conf protocol=scalable`` (the default) runs rdzv's
-    :class:`~rdzv_core.protocol.handler.ScalableRendezvousHandler`;
+    ``params`` is parsed once (:func:`parse_settings`); the settings then
+    pick the protocol. ``--rdzv-conf protocol=scalable`` (the default) runs
+    rdzv's :class:`~rdzv_core.protocol.handler.ScalableRendezvousHandler`;
     ``protocol=torch`` runs torch's own ``DynamicRendezvousHandler`` on the
-    adapter (for compatibility).
+    adapter (for compatibility; torch reads its own keys from ``params``).
     """
-    protocol = ConfReader.of(params).choice("protocol", PROTOCOLS, DEFAULT_PROTOCOL)
-    if protocol == "scalable":
+    from rdzv_core.backend import RdzvBackend
+
+    adapter_cls, core = parse_settings(params, registry)
+    adapter = connect_parsed(adapter_cls, params, core)
+    guarded, codec, store = wrap_adapter(adapter, core)
+    if core.protocol == "scalable":
         from rdzv_core.protocol.handler import HandlerSettings, ScalableRendezvousHandler
 
-        settings = HandlerSettings.from_params(params)
-        guarded, codec, store, _core = _core_objects(params, registry)
-        return ScalableRendezvousHandler(params.backend, settings, guarded, store, codec)
+        return ScalableRendezvousHandler(core.backend, HandlerSettings.of(core), guarded, store, codec)
     from torch.distributed.elastic.rendezvous.dynamic_rendezvous import create_handler
 
-    backend, store = create_backend(params, registry)
-    handler = create_handler(store, backend, params)
+    handler = create_handler(store, RdzvBackend(guarded, core.backend, codec, core.cas_backoff_ms), params)
     publish_worker_store_every_round(handler)
     answer_waiting_through_outages(handler)
     return handler

@@ -34,7 +34,7 @@ from torch.distributed.rendezvous import register_rendezvous_handler
 from rdzv_core.bridge import BridgeStore
 from rdzv_core.errors import PluginError, RdzvConfigError, UnknownBackendError
 from rdzv_core.guarded import GuardedStore, StoreFailure
-from rdzv_core.handler import connect_adapter
+from rdzv_core.handler import connect_adapter, guard_adapter
 from rdzv_core.init_url import InitRequest, adapter_schemes, in_url_terms, membership_problem, parse_init_url
 from rdzv_core.plugins import FIRST_PARTY, BackendRegistry, load_registry
 
@@ -84,13 +84,13 @@ def open_store(request: InitRequest, registry: BackendRegistry, timeout: timedel
         adapter, core = connect_adapter(params, registry)
     except (RdzvConfigError, UnknownBackendError, PluginError, RendezvousConnectionError) as exc:
         raise _prefixed(request, exc) from None
-    guarded = GuardedStore(adapter, request.backend, core.read_timeout)
+    guarded, _codec = guard_adapter(adapter, core)
     try:
         _join(guarded, request)
     except BaseException:
         adapter.close()
         raise
-    native = adapter.native_store()
+    native = adapter.native_store() if adapter.capabilities.native_store else None
     if native is not None:  # c10d: the TCPStore/FileStore itself, under the run's prefix
         return dist.PrefixStore(f"rdzv-init/{request.run_id}", native)
     return BridgeStore(guarded, timeout, prefix=STORE_PREFIX)

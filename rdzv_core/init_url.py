@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-from rdzv_core.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
+from rdzv_core.settings import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 from rdzv_core.errors import RdzvConfigError
 
 #: Schemes named after a store, and the adapter each selects.

@@ -18,7 +18,7 @@ from typing import Iterable
 import pluggy
 
 from rdzv_core import hookspecs
-from rdzv_core.adapter import StateStore
+from rdzv_core.adapter import StateStore, capability_problems, contract_problem
 from rdzv_core.errors import PluginError, UnknownBackendError
 
 #: First-party backends and the distribution that provides each.
@@ -145,6 +145,12 @@ def _add(registry: BackendRegistry, adapter: object, plugin: str, dist: str, ver
         )
         return
     name = adapter.name
+    problems = [p for p in [contract_problem(adapter.contract_version), *capability_problems(adapter)] if p]
+    if problems:
+        registry.failures.append(LoadFailure(
+            plugin, dist, version, f"adapter '{name}' ({adapter.__module__}.{adapter.__qualname__}) "
+            + "; ".join(problems), names=(name,)))
+        return
     other = registry.adapters.get(name)
     if other is not None:
         del registry.adapters[name]

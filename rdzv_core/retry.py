@@ -1,11 +1,13 @@
-"""Deadlines and exponential backoff with jitter.
+"""Deadlines, exponential backoff with jitter, and the retry loops built on them.
 
 Pure helpers with no store or torch knowledge; :mod:`rdzv_core.guarded`
-combines them with an adapter's error classification.
+combines them with an adapter's error classification, and adapters whose
+store can make an ``add`` idempotent retry it with :func:`apply_once`.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -140,3 +142,35 @@ def retry_transient(
                 on_retry(exc, attempts)
             if not deadline.sleep(backoff.next_delay()):
                 raise GaveUp(exc, attempts, deadline.elapsed()) from exc
+
+
+def new_op_id() -> str:
+    """A fresh random operation id (24 hex digits) for :func:`apply_once`."""
+    return os.urandom(12).hex()
+
+
+def apply_once(
+    attempt: Callable[[str, Deadline], T],
+    seconds: float,
+    transient: tuple[type[BaseException], ...],
+) -> T:
+    """Run a non-idempotent operation (an ``add``) exactly once across lost replies.
+
+    ``attempt(op_id, deadline)`` must apply the operation at most once per
+    ``op_id`` (it writes a marker of the id in the same atomic step as the
+    effect) and, called again with an id whose effect already landed, return
+    the first call's result instead of applying it again. This calls it with
+    one fresh :func:`new_op_id`, and again with the same id after every
+    error of a ``transient`` type (backoff 20 ms doubling to 0.5 s, with
+    jitter) until ``seconds`` have passed; then the last transient error is
+    raised, and the core reports the outcome as unknown. Other errors pass at once.
+    """
+    deadline = Deadline(seconds)
+    op_id = new_op_id()
+    backoff = Backoff(initial=0.02, maximum=0.5)
+    while True:
+        try:
+            return attempt(op_id, deadline)
+        except transient:
+            if not deadline.sleep(backoff.next_delay()):
+                raise

@@ -16,7 +16,7 @@ def test_rdzv_backends_lists_installed_adapters() -> None:
     result = run(str(BIN / "rdzv"), "backends")
     assert result.returncode == 0, result.stderr
     line = next(line for line in result.stdout.splitlines() if line.startswith("c10d "))
-    assert "rdzv-c10d" in line and "0.1.0" in line and line.rstrip().endswith("ok")
+    assert "rdzv-c10d" in line and "1.0.0" in line and line.rstrip().endswith("ok")
 
 
 def test_torchrun_handlers_never_claim_a_torch_builtin_name() -> None:

@@ -88,7 +88,7 @@ def test_tampered_signed_payload_fails_even_with_fixed_checksum() -> None:
 def test_seal_returns_the_frame_its_bytes_decode_to() -> None:
     for codec in (FrameCodec(), FrameCodec(secret=b"k"), FrameCodec(compress_threshold=10)):
         parent = codec.decode(codec.encode(b"parent" * 50, new_nonce()))
-        data, frame = codec.seal(b"state" * 50, new_nonce(), parent)
+        data, frame = codec.encode_with_frame(b"state" * 50, new_nonce(), parent)
         assert codec.decode(data) == frame
         assert frame.lineage == (parent.nonce,)
 

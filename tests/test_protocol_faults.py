@@ -24,6 +24,7 @@ from rdzv_core.guarded import GuardedStore
 from rdzv_core.protocol import keys
 from rdzv_core.protocol.decisions import Watch, nodes_waiting, seal_gate, stall_limit
 from rdzv_core.protocol.handler import HandlerSettings, ScalableRendezvousHandler
+from rdzv_core.settings import CoreSettings
 from rdzv_core.testing.faults import OutageStore
 from rdzv_core.testing.memory import MemorySpace, MemoryStateStore
 from rdzv_core.testing.rendezvous import run_in_threads
@@ -49,7 +50,7 @@ class Cluster:
         store = GuardedStore(outage, "memory", read_timeout=read_timeout)
         self.outages.append(outage)
         self.stores.append(store)
-        return ScalableRendezvousHandler("memory", HandlerSettings.from_params(params), store,
+        return ScalableRendezvousHandler("memory", HandlerSettings.of(CoreSettings.parse(params)), store,
                                          BridgeStore(store, timedelta(seconds=read_timeout)), FrameCodec())
 
     def each(self, action: Callable[[OutageStore], None]) -> None:

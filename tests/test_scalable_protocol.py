@@ -15,6 +15,7 @@ from rdzv_core.bridge import BridgeStore
 from rdzv_core.codec import FrameCodec
 from rdzv_core.guarded import GuardedStore
 from rdzv_core.protocol.handler import HandlerSettings, ScalableRendezvousHandler
+from rdzv_core.settings import CoreSettings
 from rdzv_core.testing.faults import FaultyStore
 from rdzv_core.testing.harness import AdapterHarness
 from rdzv_core.testing.memory import MemorySpace, MemoryStateStore
@@ -149,7 +150,7 @@ def scalable_handler(space: MemorySpace, run: str, min_nodes: int, max_nodes: in
     if faulty:  # lost replies and failed sends on CAS, reads and writes
         adapter = FaultyStore(adapter, every=4, operations=("cas", "read", "write"))
     store = GuardedStore(adapter, "memory", read_timeout=10)
-    return ScalableRendezvousHandler("memory", HandlerSettings.from_params(params), store,
+    return ScalableRendezvousHandler("memory", HandlerSettings.of(CoreSettings.parse(params)), store,
                                      BridgeStore(store, timedelta(seconds=10)), FrameCodec())
 
 

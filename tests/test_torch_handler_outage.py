@@ -25,9 +25,9 @@ class OutageMemory(OutageStore):
     made: ClassVar[list[OutageMemory]] = []
 
     @classmethod
-    def from_params(cls, params: Any) -> OutageMemory:
+    def from_params(cls, params: Any, core: Any) -> OutageMemory:
         """The in-memory adapter of ``params``, wrapped."""
-        adapter = cls(MemoryStateStore.from_params(params))
+        adapter = cls(MemoryStateStore.from_params(params, core))
         cls.made.append(adapter)
         return adapter
 

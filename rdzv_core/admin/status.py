@@ -11,18 +11,15 @@ from rdzv_core.admin.scalable_state import Rules, scalable_status
 from rdzv_core.admin.target import AdminError, Connection
 from rdzv_core.admin.torch_state import UnsafeStateError, decode_torch_state
 from rdzv_core.backend import STATE_KEY
-from rdzv_core.config import PROTOCOLS, ConfReader
 from rdzv_core.guarded import StoreFailure
 from rdzv_core.protocol import keys
 
 
 def rules_of(connection: Connection) -> Rules:
     """The run's rules as the command line gives them (torch's defaults otherwise)."""
-    target = connection.target
-    conf = ConfReader(target.backend, target.conf)
-    interval = conf.seconds("keep_alive_interval", 5.0)
-    return Rules(target.min_nodes, target.max_nodes, conf.seconds("last_call_timeout", 30.0, allow_zero=True),
-                 interval * conf.integer("keep_alive_max_attempt", 3, minimum=1), interval)
+    core = connection.core
+    return Rules(connection.target.min_nodes, connection.target.max_nodes, core.last_call_timeout,
+                 core.heartbeat_ttl, core.keep_alive_interval)
 
 
 def nearest_runs(connection: Connection, run_id: str) -> str:
@@ -46,9 +43,8 @@ def detect_protocol(connection: Connection) -> str | None:
     decides when both are there), ``None`` when the run has no rendezvous keys."""
     state, hint, closed, first = connection.store.read_many([STATE_KEY, keys.ROUND, keys.CLOSED, keys.ticket(0)])
     scalable = any(value is not None for value in (hint, closed, first))
-    asked = ConfReader(connection.target.backend, connection.target.conf).raw("protocol")
-    if state is not None and scalable and asked is not None:
-        return ConfReader(connection.target.backend, connection.target.conf).choice("protocol", PROTOCOLS, "torch")
+    if state is not None and scalable and connection.core.protocol_given:
+        return connection.core.protocol
     if state is not None:
         return "torch"
     return "scalable" if scalable else None

@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from rdzv_core.adapter import StateStore
     from rdzv_core.codec import FrameCodec
-    from rdzv_core.config import CoreConfig
     from rdzv_core.guarded import GuardedStore
+    from rdzv_core.settings import CoreSettings
 
 #: A run id for commands about a whole store (``rdzv runs``): adapters need one to connect.
 STORE_WIDE_RUN_ID = "rdzv-admin"
@@ -114,7 +114,7 @@ class Connection:
     adapter: StateStore
     store: GuardedStore
     codec: FrameCodec
-    core: CoreConfig
+    core: CoreSettings
 
     def close(self) -> None:
         """Release the adapter's connections."""
@@ -128,10 +128,8 @@ def connect(target: RunTarget, run_id: str | None = None, registry: BackendRegis
     """
     from torch.distributed.elastic.rendezvous import RendezvousError
 
-    from rdzv_core.codec import FrameCodec
     from rdzv_core.errors import PluginError, UnknownBackendError
-    from rdzv_core.guarded import GuardedStore
-    from rdzv_core.handler import connect_adapter
+    from rdzv_core.handler import connect_adapter, guard_adapter
 
     registry = registry if registry is not None else load_registry()
     if run_id is not None:
@@ -148,5 +146,5 @@ def connect(target: RunTarget, run_id: str | None = None, registry: BackendRegis
                 "host one; the store lives in the agent that hosts it, so it is gone once that agent exits"
             ) from exc
         raise AdminError(str(exc)) from exc
-    store = GuardedStore(adapter, target.backend, core.read_timeout)
-    return Connection(target, adapter, store, FrameCodec(core.secret, core.compress_threshold), core)
+    store, codec = guard_adapter(adapter, core)
+    return Connection(target, adapter, store, codec, core)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import threading
 import time
 import uuid
@@ -27,18 +26,17 @@ from torch.distributed.elastic.utils.distributed import get_free_port
 from torch.distributed.elastic.rendezvous import (
     RendezvousHandler,
     RendezvousInfo,
-    RendezvousParameters,
     RendezvousStoreInfo,
 )
 
 from rdzv_core.codec import FrameCodec
-from rdzv_core.config import ConfReader
 from rdzv_core.guarded import GuardedStore
 from rdzv_core.protocol import keys
 from rdzv_core.protocol.heartbeat import Heartbeat, Membership, record_death
 from rdzv_core.protocol.decisions import nodes_waiting
 from rdzv_core.protocol.events import RendezvousEvents
 from rdzv_core.protocol.rounds import RoundJoiner, RoundSettings
+from rdzv_core.settings import CoreSettings
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +46,7 @@ STALE_OBSERVATION_TICKS = 3
 
 @dataclass(frozen=True)
 class HandlerSettings:
-    """Settings of one scalable handler, parsed from ``RendezvousParameters``."""
+    """Settings of one scalable handler, taken from the run's :class:`~rdzv_core.settings.CoreSettings`."""
 
     rounds: RoundSettings
     local_addr: str
@@ -61,22 +59,20 @@ class HandlerSettings:
         return self.keep_alive_interval * self.keep_alive_max_attempt
 
     @classmethod
-    def from_params(cls, params: RendezvousParameters) -> HandlerSettings:
-        """Read torch's handler keys with torch's defaults."""
-        conf = ConfReader.of(params)
-        interval = conf.seconds("keep_alive_interval", 5.0)
+    def of(cls, core: CoreSettings) -> HandlerSettings:
+        """The handler's view of the run's parsed settings (torch's keys, torch's defaults)."""
         return cls(
             rounds=RoundSettings(
-                run_id=params.run_id,
-                min_nodes=params.min_nodes,
-                max_nodes=params.max_nodes,
-                join_timeout=conf.seconds("join_timeout", 600.0),
-                last_call_timeout=conf.seconds("last_call_timeout", 30.0, allow_zero=True),
-                check_interval=min(1.0, interval),
+                run_id=core.run_id,
+                min_nodes=core.min_nodes,
+                max_nodes=core.max_nodes,
+                join_timeout=core.join_timeout,
+                last_call_timeout=core.last_call_timeout,
+                check_interval=min(1.0, core.keep_alive_interval),
             ),
-            local_addr=params.local_addr or socket.getfqdn(),
-            keep_alive_interval=interval,
-            keep_alive_max_attempt=conf.integer("keep_alive_max_attempt", 3, minimum=1),
+            local_addr=core.node_addr,
+            keep_alive_interval=core.keep_alive_interval,
+            keep_alive_max_attempt=core.keep_alive_max_attempt,
         )
 
 

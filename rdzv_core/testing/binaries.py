@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 
 class ServerBinaryMissing(RuntimeError):
@@ -31,3 +31,14 @@ def find_server_binary(name: str, env_var: str, bundled: Iterable[Path], install
         if os.access(candidate, os.X_OK):
             return str(candidate)
     raise ServerBinaryMissing(f"no {name} binary: {install_hint}, or point ${env_var} at one")
+
+
+def required_binary(find: Callable[[], str]) -> str:
+    """``find()``'s binary for a session fixture: its absence fails the tests
+    that need it (with how to install one), never skips them."""
+    import pytest
+
+    try:
+        return find()
+    except ServerBinaryMissing as exc:
+        pytest.fail(str(exc), pytrace=False)

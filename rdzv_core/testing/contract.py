@@ -8,6 +8,7 @@ import time
 import pytest
 from torch.distributed.elastic.rendezvous import RendezvousStateError
 
+from rdzv_core.adapter import capability_problems, contract_problem
 from rdzv_core.backend import STATE_KEY, RdzvBackend
 from rdzv_core.codec import FrameCodec, new_nonce
 from rdzv_core.guarded import GuardedStore
@@ -23,6 +24,12 @@ def make_backend(harness: AdapterHarness, run_id: str, **conf: object) -> RdzvBa
 
 class PrimitiveTests:
     """The adapter's own primitives, straight against the store."""
+
+    def test_declares_its_contract_version_and_capabilities(self, harness: AdapterHarness) -> None:
+        # What the core checks when the plugin loads (rdzv backends shows it).
+        cls = harness.adapter_class
+        assert contract_problem(cls.contract_version) is None, f"{cls.__name__} {contract_problem(cls.contract_version)}"
+        assert capability_problems(cls) == []
 
     def test_read_of_a_missing_key_is_none(self, harness: AdapterHarness) -> None:
         assert harness.adapter(harness.new_run_id()).read("nothing-here") is None
@@ -186,8 +193,8 @@ class PrimitiveTests:
 
     def test_write_with_ttl_expires_where_supported(self, harness: AdapterHarness) -> None:
         adapter = harness.adapter(harness.new_run_id())
-        if not adapter.supports_ttl:
-            pytest.skip(f"{type(adapter).__name__} declares supports_ttl = False")
+        if not adapter.capabilities.ttl:
+            pytest.skip(f"{type(adapter).__name__} does not declare Capabilities(ttl=True)")
         adapter.write("lease", b"1", ttl=1.0)
         assert adapter.read("lease") is not None
         deadline = time.monotonic() + 10

@@ -20,7 +20,7 @@ import itertools
 import threading
 from typing import Any, Sequence
 
-from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
+from rdzv_core.adapter import CONTRACT_VERSION, Capabilities, CasResult, StateStore, Token, Versioned
 from rdzv_core.errors import TransientStoreError
 
 
@@ -29,6 +29,8 @@ class WrappedStore(StateStore):
     subclasses override to inject their faults."""
 
     name = "wrapped"
+    contract_version = CONTRACT_VERSION
+    capabilities = Capabilities(read_many=True, wait=True, increment=True)
 
     def __init__(self, inner: StateStore) -> None:
         self.inner = inner
@@ -36,7 +38,7 @@ class WrappedStore(StateStore):
         self.client_errors = inner.client_errors
 
     @classmethod
-    def from_params(cls, params: Any) -> StateStore:  # pragma: no cover - built directly
+    def from_params(cls, params: Any, core: Any) -> StateStore:  # pragma: no cover - built directly
         """Not constructed from parameters: wrap an adapter instead."""
         raise NotImplementedError(f"wrap an adapter: {cls.__name__}(inner)")
 

@@ -44,8 +44,12 @@ class AdapterHarness:
         )
 
     def adapter(self, run_id: str, **conf: Any) -> StateStore:
-        """A connected adapter instance for ``run_id``."""
-        return self.adapter_class.from_params(self.params(run_id, **conf))
+        """A connected adapter instance for ``run_id``, given the core's
+        settings parsed from the same parameters (as the core does)."""
+        from rdzv_core.settings import CoreSettings
+
+        params = self.params(run_id, **conf)
+        return self.adapter_class.from_params(params, CoreSettings.parse(params, self.adapter_class.conf_keys))
 
     def registry(self) -> BackendRegistry:
         """A registry holding just this adapter (independent of entry points)."""

@@ -14,10 +14,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Sequence
 
-from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
+from rdzv_core.adapter import CONTRACT_VERSION, Capabilities, CasResult, StateStore, Token, Versioned
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch.distributed.elastic.rendezvous import RendezvousParameters
+
+    from rdzv_core.settings import CoreSettings
 
 
 class MemorySpace:
@@ -45,7 +47,8 @@ class MemoryStateStore(StateStore):
     """Reference adapter over a :class:`MemorySpace` (one process only)."""
 
     name = "memory"
-    supports_ttl = True
+    contract_version = CONTRACT_VERSION
+    capabilities = Capabilities(wait=True, list_keys=True, ttl=True)
 
     def __init__(self, space: MemorySpace, run_id: str, label: str = "memory") -> None:
         self._space = space
@@ -53,10 +56,10 @@ class MemoryStateStore(StateStore):
         self._label = label
 
     @classmethod
-    def from_params(cls, params: RendezvousParameters) -> MemoryStateStore:
+    def from_params(cls, params: RendezvousParameters, core: CoreSettings) -> MemoryStateStore:
         """Use (or create) the space named by the endpoint."""
-        label = (params.endpoint or "default").strip()
-        return cls(SPACES.setdefault(label, MemorySpace()), params.run_id, f"memory:{label}")
+        label = (core.endpoint or "default").strip()
+        return cls(SPACES.setdefault(label, MemorySpace()), core.run_id, f"memory:{label}")
 
     @property
     def endpoint(self) -> str:

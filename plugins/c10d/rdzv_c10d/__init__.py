@@ -1,3 +1,3 @@
 """rdzv adapter for torch's c10d stores: TCPStore and FileStore."""
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"

@@ -17,14 +17,15 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Sequence
 
-from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
-from rdzv_core.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, ConfReader
+from rdzv_core.adapter import CONTRACT_VERSION, Capabilities, CasResult, StateStore, Token, Versioned
 from rdzv_core.endpoints import parse_endpoint
 from rdzv_core.errors import RdzvConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.distributed as dist
     from torch.distributed.elastic.rendezvous import RendezvousParameters
+
+    from rdzv_core.settings import CoreSettings
 
 DEFAULT_PORT = 29400
 #: Never a stored value: rdzv writes frames (b"RZ...") and ASCII counters.
@@ -54,6 +55,8 @@ class C10dStateStore(StateStore):
     """
 
     name = "c10d"
+    contract_version = CONTRACT_VERSION
+    capabilities = Capabilities(wait=True, native_store=True, list_keys=True, run_ids=True, purge=True)
     conf_keys = frozenset({"store_type", "is_host"})
 
     def __init__(self, store: dist.Store, run_id: str, endpoint: str, reopen: Any) -> None:
@@ -71,21 +74,18 @@ class C10dStateStore(StateStore):
     # -- construction -------------------------------------------------------------
 
     @classmethod
-    def from_params(cls, params: RendezvousParameters) -> C10dStateStore:
+    def from_params(cls, params: RendezvousParameters, core: CoreSettings) -> C10dStateStore:
         """Create (or connect to) the TCPStore / open the FileStore."""
-        conf = ConfReader.of(params)
-        store_type = conf.choice("store_type", ("tcp", "file"), "tcp")
-        timeout = timedelta(seconds=conf.seconds("read_timeout", DEFAULT_READ_TIMEOUT))
-        if store_type == "file":
-            return cls._file(params, timeout)
-        connect = timedelta(seconds=conf.seconds("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
-        return cls._tcp(params, conf, timeout, connect)
+        if core.conf.choice("store_type", ("tcp", "file"), "tcp") == "file":
+            return cls._file(core)
+        return cls._tcp(core)
 
     @classmethod
-    def _file(cls, params: RendezvousParameters, timeout: timedelta) -> C10dStateStore:
+    def _file(cls, core: CoreSettings) -> C10dStateStore:
         import torch.distributed as dist
 
-        path = (params.endpoint or "").strip()
+        timeout = timedelta(seconds=core.read_timeout)
+        path = core.endpoint.strip()
         if not path:
             handle, path = tempfile.mkstemp(prefix="rdzv-c10d-")
             os.close(handle)
@@ -97,16 +97,16 @@ class C10dStateStore(StateStore):
             store.set_timeout(timeout)
             return store
 
-        return cls(open_store(), params.run_id, f"file {path}", open_store)
+        return cls(open_store(), core.run_id, f"file {path}", open_store)
 
     @classmethod
-    def _tcp(
-        cls, params: RendezvousParameters, conf: ConfReader, timeout: timedelta, connect_timeout: timedelta
-    ) -> C10dStateStore:
+    def _tcp(cls, core: CoreSettings) -> C10dStateStore:
         import torch.distributed as dist
 
-        endpoint = parse_endpoint(params.endpoint or "localhost", DEFAULT_PORT)
-        explicit = conf.boolean("is_host")
+        timeout = timedelta(seconds=core.read_timeout)
+        connect_timeout = timedelta(seconds=core.connect_timeout)
+        endpoint = parse_endpoint(core.endpoint or "localhost", DEFAULT_PORT)
+        explicit = core.conf.boolean("is_host")
         is_host = explicit if explicit is not None else _is_local_host(endpoint.host)
 
         def connect(port: int) -> dist.Store:
@@ -127,7 +127,7 @@ class C10dStateStore(StateStore):
         if store is None:
             store = connect(endpoint.port)
         port = store.port  # the real port when the endpoint said :0
-        return cls(store, params.run_id, f"tcp {endpoint.host}:{port}", lambda: connect(port))
+        return cls(store, core.run_id, f"tcp {endpoint.host}:{port}", lambda: connect(port))
 
     @property
     def endpoint(self) -> str:

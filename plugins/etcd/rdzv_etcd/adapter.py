@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar
 
-from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
-from rdzv_core.retry import Backoff, Deadline, GaveUp, retry_transient
+from rdzv_core.adapter import CONTRACT_VERSION, Capabilities, CasResult, StateStore, Token, Versioned
+from rdzv_core.retry import Deadline, apply_once
 
 from rdzv_etcd import sharing
 from rdzv_etcd.errors import EtcdError, EtcdRequestError, EtcdTimeout, EtcdUnavailable, LeaseNotFound
@@ -39,6 +38,7 @@ from rdzv_etcd.settings import CONF_KEYS, EtcdSettings
 if TYPE_CHECKING:  # pragma: no cover
     from torch.distributed.elastic.rendezvous import RendezvousParameters
 
+    from rdzv_core.settings import CoreSettings
     from rdzv_etcd.client import EtcdClient
     from rdzv_etcd.leases import LeaseKeeper
 
@@ -79,8 +79,10 @@ class EtcdStateStore(StateStore):
     """
 
     name = "etcd"
+    contract_version = CONTRACT_VERSION
+    capabilities = Capabilities(read_many=True, wait=True, wait_read=True, increment=True, list_keys=True,
+                                run_ids=True, purge=True, ttl=True)
     conf_keys = CONF_KEYS
-    supports_ttl = True
     # Declared on the class too (the types are pure Python): the core maps
     # errors raised by ``from_params`` before any instance exists, and retries
     # these until connect_timeout.
@@ -93,14 +95,14 @@ class EtcdStateStore(StateStore):
         self._shared = shared  # holds a use of the process's shared client (see sharing.py)
         self._keys = KeySpace(settings.key_prefix, settings.run_id)
         self._leases: LeaseKeeper = sharing.leases(_sharing_key(settings), client, settings.ttl)
-        self._budget = settings.read_timeout
+        self._budget = settings.timeouts.read
         self.retryable_errors = (EtcdUnavailable, EtcdTimeout)
         self.client_errors = (EtcdError,)
 
     # -- construction ---------------------------------------------------------------
 
     @classmethod
-    def from_params(cls, params: RendezvousParameters) -> EtcdStateStore:
+    def from_params(cls, params: RendezvousParameters, core: CoreSettings) -> EtcdStateStore:
         """Parse the settings, connect to a member, authenticate and check access.
 
         One attempt, bounded by ``max(connect_timeout, read_timeout)``; every
@@ -112,10 +114,10 @@ class EtcdStateStore(StateStore):
         that does not speak HTTP/2 (``EtcdRequestError``) raise what no retry
         can fix.
         """
-        settings = EtcdSettings.from_params(params)
+        settings = EtcdSettings.of(core)
         client = sharing.acquire(_sharing_key(settings), lambda: cls._new_client(settings))
         try:
-            member = client.connect(max(settings.connect_timeout, settings.read_timeout),
+            member = client.connect(max(settings.timeouts.connect, settings.timeouts.read),
                                     KeySpace(settings.key_prefix, settings.run_id).root)
         except BaseException as exc:
             sharing.release(_sharing_key(settings), client)
@@ -130,7 +132,7 @@ class EtcdStateStore(StateStore):
         from rdzv_etcd.client import EtcdClient  # gRPC is imported here, never at plugin load
 
         return EtcdClient(settings.targets, settings.tls, settings.username, settings.password,
-                          settings.connect_timeout, rpc_timeout_for(settings.read_timeout))
+                          settings.timeouts.connect, rpc_timeout_for(settings.timeouts.read))
 
     @property
     def endpoint(self) -> str:
@@ -240,48 +242,43 @@ class EtcdStateStore(StateStore):
         return self._client.delete_prefix(self._keys.root, budget=self._budget)
 
     def add(self, key: str, amount: int) -> int:
-        """See base class and the module docstring (exactly-once via a receipt)."""
+        """See base class and the module docstring (exactly-once via a receipt
+        named by :func:`~rdzv_core.retry.apply_once`'s operation id)."""
         full = self._keys.key(key)
-        receipt = self._keys.receipt(uuid.uuid4().hex)
-        end = time.monotonic() + self._budget
-        backoff = Backoff(initial=0.02, maximum=0.5)
-        current: KeyValue | None = None
-        known = False  # whether ``current`` is fresh from a failed transaction
-        while True:
-            try:
-                if not known:
-                    left = max(end - time.monotonic(), 0.05)
-                    (current, landed), _ = self._client.get_many([full, receipt], budget=left)
-                    if landed is not None:
-                        return int(landed.value)
+
+        def attempt(op_id: str, deadline: Deadline) -> int:
+            receipt = self._keys.receipt(op_id)
+            (current, landed), _ = self._client.get_many([full, receipt], budget=_left(deadline))
+            while landed is None:  # a lost race retries at once on the value the transaction returned
                 total = _counter(current, full) + amount
-                compare = [RevisionIs(receipt, 0, created=True),
-                           RevisionIs(full, current.mod_revision) if current else RevisionIs(full, 0, created=True)]
-
-                def attempt(lease: int) -> tuple[bool, KeyValue | None, KeyValue | None]:
-                    mark = self._leases.receipt_lease(2 * self._budget, self._budget)
-                    try:
-                        result = self._client.txn(
-                            compare, [Put(full, str(total).encode(), lease), Put(receipt, str(total).encode(), mark)],
-                            [Get(receipt), Get(full)], budget=max(end - time.monotonic(), 0.05))
-                    except LeaseNotFound:
-                        self._leases.forget(mark)  # either lease may be the one that vanished
-                        raise
-                    landed_kv, now_kv = (None, None) if result.succeeded else result.results
-                    return result.succeeded, landed_kv, now_kv  # type: ignore[return-value]
-
-                applied, landed, current = self._with_lease(attempt)
+                applied, landed, current = self._add_txn(full, receipt, current, total, deadline)
                 if applied:
                     return total
-                if landed is not None:
-                    return int(landed.value)
-                known = True  # lost a race: retry at once on the value the transaction returned
-            except (EtcdUnavailable, EtcdTimeout):
-                known = False
-                left = end - time.monotonic()
-                if left <= 0:
-                    raise
-                time.sleep(min(backoff.next_delay(), left))
+            return int(landed.value)
+
+        return apply_once(attempt, self._budget, self.retryable_errors)
+
+    def _add_txn(self, full: bytes, receipt: bytes, current: KeyValue | None, total: int,
+                 deadline: Deadline) -> tuple[bool, KeyValue | None, KeyValue | None]:
+        """One transaction of ``add``: put ``total`` and the receipt if the
+        counter is still ``current`` and the receipt does not exist; else read
+        both. Returns (applied, receipt, counter)."""
+        compare = [RevisionIs(receipt, 0, created=True),
+                   RevisionIs(full, current.mod_revision) if current else RevisionIs(full, 0, created=True)]
+
+        def send(lease: int) -> tuple[bool, KeyValue | None, KeyValue | None]:
+            mark = self._leases.receipt_lease(2 * self._budget, self._budget)
+            try:
+                result = self._client.txn(
+                    compare, [Put(full, str(total).encode(), lease), Put(receipt, str(total).encode(), mark)],
+                    [Get(receipt), Get(full)], budget=_left(deadline))
+            except LeaseNotFound:
+                self._leases.forget(mark)  # either lease may be the one that vanished
+                raise
+            landed, now = (None, None) if result.succeeded else result.results
+            return result.succeeded, landed, now  # type: ignore[return-value]
+
+        return self._with_lease(send)
 
     def increment(self, key: str) -> int:
         """See base class: one transaction, however many callers contend.
@@ -294,35 +291,32 @@ class EtcdStateStore(StateStore):
         creation revision is our number.
         """
         full = self._keys.key(key)
-        receipt = self._keys.receipt(uuid.uuid4().hex)
-        end = time.monotonic() + self._budget
 
-        def attempt(lease: int) -> int:
-            mark = self._leases.receipt_lease(2 * self._budget, self._budget)
-            try:
-                result = self._client.txn(
-                    [RevisionIs(receipt, 0, created=True)],
-                    [Put(full, COUNTED, lease), Put(receipt, b"", mark), Get(full)], [Get(receipt)],
-                    budget=max(end - time.monotonic(), 0.05))
-            except LeaseNotFound:
-                self._leases.forget(mark)  # either lease may be the one that vanished
-                raise
-            counted = result.results[-1] if result.succeeded else None
-            if isinstance(counted, KeyValue):
-                return counted.version
-            landed = result.results[0]  # the receipt exists: an earlier attempt landed
-            assert isinstance(landed, KeyValue)
-            then, _ = self._client.get(full, budget=max(end - time.monotonic(), 0.05),
-                                       revision=landed.create_revision)
-            assert then is not None
-            return then.version
+        def attempt(op_id: str, deadline: Deadline) -> int:
+            receipt = self._keys.receipt(op_id)
 
-        try:
-            return retry_transient(lambda: self._with_lease(attempt), Deadline(self._budget),
-                                   lambda exc: isinstance(exc, (EtcdUnavailable, EtcdTimeout)),
-                                   backoff=Backoff(initial=0.02, maximum=0.5))
-        except GaveUp as gave_up:
-            raise gave_up.last from None
+            def send(lease: int) -> int:
+                mark = self._leases.receipt_lease(2 * self._budget, self._budget)
+                try:
+                    result = self._client.txn(
+                        [RevisionIs(receipt, 0, created=True)],
+                        [Put(full, COUNTED, lease), Put(receipt, b"", mark), Get(full)], [Get(receipt)],
+                        budget=_left(deadline))
+                except LeaseNotFound:
+                    self._leases.forget(mark)  # either lease may be the one that vanished
+                    raise
+                counted = result.results[-1] if result.succeeded else None
+                if isinstance(counted, KeyValue):
+                    return counted.version
+                landed = result.results[0]  # the receipt exists: an earlier attempt landed
+                assert isinstance(landed, KeyValue)
+                then, _ = self._client.get(full, budget=_left(deadline), revision=landed.create_revision)
+                assert then is not None
+                return then.version
+
+            return self._with_lease(send)
+
+        return apply_once(attempt, self._budget, self.retryable_errors)
 
     def wait(self, keys: Sequence[str], timeout: float) -> bool:
         """See base class: read, then watch from the next revision (no lost wake-ups)."""
@@ -371,8 +365,13 @@ def _cannot_connect_ever(exc: EtcdUnavailable) -> bool:
 
 def _sharing_key(settings: EtcdSettings) -> tuple[object, ...]:
     """Adapters with equal keys share one client (:mod:`rdzv_etcd.sharing`)."""
-    return (settings.targets, settings.tls, settings.username, settings.password, settings.connect_timeout,
-            rpc_timeout_for(settings.read_timeout))
+    return (settings.targets, settings.tls, settings.username, settings.password, settings.timeouts.connect,
+            rpc_timeout_for(settings.timeouts.read))
+
+
+def _left(deadline: Deadline) -> float:
+    """The time budget of one call within ``deadline`` (at least 50 ms)."""
+    return max(deadline.remaining(), 0.05)
 
 
 def _counter(found: KeyValue | None, key: bytes) -> int:

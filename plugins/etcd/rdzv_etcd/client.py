@@ -1,4 +1,4 @@
-"""The etcd v3 gRPC client: the only module that imports gRPC and ``pyetcd``.
+"""The etcd v3 gRPC client: the only module that sends etcd requests.
 
 It uses the v3 API stubs that ``etcd-sdk-python`` (``pyetcd``) ships and
 adds what a rendezvous needs from a client and that library's high-level
@@ -8,185 +8,31 @@ never sends a write twice, per-call time budgets, a refreshed auth token,
 leader" at once instead of stalling), and errors that keep gRPC's reason.
 Everything it raises is an :mod:`rdzv_etcd.errors` type, and it speaks in
 :mod:`rdzv_etcd.ops` values, so swapping the client library means rewriting
-this module only.
+this module, :mod:`rdzv_etcd.channels` (a member's channel) and
+:mod:`rdzv_etcd.messages` (requests and errors as protobuf and gRPC see them).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any, Callable, Iterator, Sequence
 
-# gRPC survives fork() only with its fork support on, which it reads once at
-# import (if something imported gRPC before us, that import decided): without
-# it a forked child that opens a channel can hang or crash while the parent
-# has gRPC threads running. Turn it on unless the user chose.
-os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "true")
+from rdzv_etcd.channels import Member, credentials_for  # first: sets gRPC's fork support
 
-import grpc  # noqa: E402
+import grpc  # noqa: E402, I001
 from pyetcd import etcdrpc  # noqa: E402
 
-from rdzv_etcd.errors import AUTH_HINT, EtcdAuthError, EtcdError, EtcdRequestError, EtcdTimeout, EtcdUnavailable, classify
+from rdzv_etcd.errors import AUTH_HINT, EtcdAuthError, EtcdError, EtcdRequestError, EtcdTimeout, EtcdUnavailable
 from rdzv_etcd.keys import prefix_range_end
-from rdzv_etcd.ops import Delete, Get, KeyValue, Op, OpResult, Put, RevisionIs, TxnResult
+from rdzv_etcd.messages import fill_compare, fill_op, op_result, translate
+from rdzv_etcd.ops import Get, KeyValue, Op, RevisionIs, TxnResult
 from rdzv_etcd.settings import Target, TlsMaterial
 from rdzv_etcd.watches import WatchHub
 
 log = logging.getLogger(__name__)
-
-#: Reconnect quickly after a member comes back. (gRPC also uses
-#: ``min_reconnect_backoff_ms`` as the handshake deadline: it is set per
-#: client from ``connect_timeout``, never to something short.)
-_OPTIONS = [
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.keepalive_time_ms", 10_000),  # etcd refuses pings more often than every 5 s
-    ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-]
 _C = grpc.ChannelConnectivity
-#: Channels inherited across ``fork``: kept alive, never used (see ``_Member.forget``).
-_ABANDONED: list[object] = []
-
-
-class _Member:
-    """One cluster member: a lazily opened channel and its connectivity."""
-
-    def __init__(self, target: Target, credentials: grpc.ChannelCredentials | None, connect_timeout: float) -> None:
-        self.target = target
-        # A little past connect_timeout, so that our own wait decides (and says so).
-        self._options = [*_OPTIONS, ("grpc.min_reconnect_backoff_ms", int(max(1.0, connect_timeout) * 1000) + 1000)]
-        self.label = str(target)
-        self._credentials = credentials
-        self._cond = threading.Condition()
-        self._channel: grpc.Channel | None = None
-        self._state: _C | None = None
-        self._was_ready = False
-        self._stubs: dict[str, Any] = {}
-
-    def _on_state(self, state: _C) -> None:
-        with self._cond:
-            self._state = state
-            self._was_ready = self._was_ready or state == _C.READY
-            self._cond.notify_all()
-
-    def _open(self) -> grpc.Channel:
-        with self._cond:
-            if self._channel is None:
-                if self._credentials is not None:
-                    self._channel = grpc.secure_channel(self.target.netloc, self._credentials, options=self._options)
-                else:
-                    self._channel = grpc.insecure_channel(self.target.netloc, options=self._options)
-            return self._channel
-
-    def stub(self, kind: Callable[[grpc.Channel], Any]) -> Any:
-        """The stub of class ``kind`` on this member's channel (opened on first use)."""
-        stub = self._stubs.get(kind.__name__)  # lock-free hit: the dict is only ever replaced whole
-        if stub is not None:
-            return stub
-        with self._cond:  # an RLock: _open() re-enters it; a concurrent close() cannot interleave
-            stub = self._stubs.get(kind.__name__)
-            if stub is None:
-                stub = self._stubs[kind.__name__] = kind(self._open())
-            return stub
-
-    def settle(self, timeout: float) -> _C | None:
-        """Until the first connection: wait up to ``timeout`` s for it to be READY or to
-        fail. Once a connection was READY, return at once: calls report failures then.
-
-        Connectivity is watched only while waiting (gRPC polls it with a thread per
-        subscribed channel), so an idle client costs no background work.
-        """
-        if self._was_ready and self._channel is not None:
-            return _C.READY  # the common case, without taking the lock
-        channel = self._open()
-        with self._cond:
-            if self._was_ready:
-                return _C.READY
-            self._state = None
-        channel.subscribe(self._on_state, try_to_connect=True)
-        try:
-            end = time.monotonic() + timeout
-            with self._cond:
-                while not self._was_ready and self._state not in (_C.TRANSIENT_FAILURE, _C.SHUTDOWN):
-                    left = end - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._cond.wait(left)
-                return _C.READY if self._was_ready else self._state
-        finally:
-            channel.unsubscribe(self._on_state)
-
-    def close(self) -> None:
-        """Close the channel (the member can be used again; it reconnects)."""
-        with self._cond:
-            channel, self._channel, self._state, self._stubs = self._channel, None, None, {}
-            self._was_ready = False
-        if channel is not None:
-            channel.close()
-
-    def forget(self) -> None:
-        """Abandon the channel untouched (after ``fork``). It is parked in :data:`_ABANDONED`:
-        collecting it would run ``close()``, which in a child can block on a lock a parent thread held."""
-        if self._channel is not None:
-            _ABANDONED.append((self._channel, self._stubs))
-        self._cond = threading.Condition()
-        self._channel, self._state, self._stubs, self._was_ready = None, None, {}, False
-
-
-def _credentials(tls: TlsMaterial | None, any_tls: bool) -> grpc.ChannelCredentials | None:
-    if not any_tls:
-        return None
-    tls = tls or TlsMaterial()
-    return grpc.ssl_channel_credentials(root_certificates=tls.cacert, private_key=tls.key, certificate_chain=tls.cert)
-
-
-def translate(exc: grpc.RpcError, label: str) -> EtcdError:
-    """Turn a gRPC failure at member ``label`` into an :mod:`rdzv_etcd.errors` type."""
-    return classify(exc.code().name, exc.details() or "", label)  # type: ignore[attr-defined]
-
-
-def _fill_op(message: Any, op: Op) -> None:
-    """Write ``op`` into the empty ``RequestOp`` ``message`` in place.
-
-    Messages are filled in place rather than built with nested constructors:
-    passing a sub-message to a constructor copies it, which costs ~10 µs per
-    copy with the upb protobuf runtime (~50 µs per CAS transaction).
-    """
-    if isinstance(op, Put):
-        put = message.request_put
-        put.SetInParent()
-        put.key, put.value, put.lease = op.key, op.value, op.lease
-    elif isinstance(op, Get):
-        get = message.request_range
-        get.SetInParent()
-        get.key = op.key
-    else:
-        delete = message.request_delete_range
-        delete.SetInParent()
-        delete.key = op.key
-
-
-def _op_result(op: Op, response: Any) -> OpResult:
-    if isinstance(op, Get):
-        kvs = response.response_range.kvs
-        return KeyValue.of(kvs[0]) if kvs else None
-    if isinstance(op, Delete):
-        return int(response.response_delete_range.deleted)
-    return None
-
-
-def _fill_compare(message: Any, cmp: RevisionIs) -> None:
-    """Write ``cmp`` into the empty ``Compare`` ``message`` in place (result EQUAL is the default)."""
-    message.key = cmp.key
-    if cmp.created:
-        message.target = etcdrpc.Compare.CREATE
-        message.create_revision = cmp.revision
-    else:
-        message.target = etcdrpc.Compare.MOD
-        message.mod_revision = cmp.revision
 
 
 class EtcdClient:
@@ -203,8 +49,8 @@ class EtcdClient:
 
     def __init__(self, targets: Sequence[Target], tls: TlsMaterial | None = None, username: str | None = None,
                  password: str | None = None, connect_timeout: float = 10.0, rpc_timeout: float = 20.0) -> None:
-        credentials = _credentials(tls, any(t.tls for t in targets))
-        self._members = [_Member(t, credentials, connect_timeout) for t in targets]
+        credentials = credentials_for(tls, any(t.tls for t in targets))
+        self._members = [Member(t, credentials, connect_timeout) for t in targets]
         self._username, self._password = username, password
         self.connect_timeout, self.rpc_timeout = connect_timeout, rpc_timeout
         self._lock = threading.Lock()
@@ -283,7 +129,7 @@ class EtcdClient:
             f"no etcd member answered ({self.label}): {reasons}", self.label,
             unsent=bool(failures) and all(getattr(f, "unsent", False) for f in failures))
 
-    def _authenticate(self, member: _Member, stale: str | None = None) -> None:
+    def _authenticate(self, member: Member, stale: str | None = None) -> None:
         if self._username is None:
             return
         with self._lock:
@@ -361,7 +207,7 @@ class EtcdClient:
     def range_prefix(self, prefix: bytes, budget: float | None = None) -> list[KeyValue]:
         """Every key that starts with ``prefix``, with its value (for the operator's commands)."""
         request = etcdrpc.RangeRequest(key=prefix, range_end=prefix_range_end(prefix))
-        return [_kv(kv) for kv in self._call(etcdrpc.KVStub, "Range", request, idempotent=True, budget=budget).kvs]
+        return [KeyValue.of(kv) for kv in self._call(etcdrpc.KVStub, "Range", request, idempotent=True, budget=budget).kvs]
 
     def delete_prefix(self, prefix: bytes, budget: float | None = None) -> int:
         """Delete every key that starts with ``prefix``; return how many were deleted."""
@@ -383,14 +229,14 @@ class EtcdClient:
         """One atomic transaction: ``success`` ops if every compare holds, else ``failure`` ops."""
         request = etcdrpc.TxnRequest()
         for cmp in compare:
-            _fill_compare(request.compare.add(), cmp)
+            fill_compare(request.compare.add(), cmp)
         for op in success:
-            _fill_op(request.success.add(), op)
+            fill_op(request.success.add(), op)
         for op in failure:
-            _fill_op(request.failure.add(), op)
+            fill_op(request.failure.add(), op)
         response = self._call(etcdrpc.KVStub, "Txn", request, idempotent=idempotent, budget=budget)
         ops = success if response.succeeded else failure
-        results = tuple(_op_result(op, r) for op, r in zip(ops, response.responses))
+        results = tuple(op_result(op, r) for op, r in zip(ops, response.responses))
         return TxnResult(bool(response.succeeded), int(response.header.revision), results)
 
     # -- leases -----------------------------------------------------------------------

@@ -10,17 +10,13 @@ naming the key or endpoint.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from rdzv_core.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, ConfReader
+from rdzv_core.config import ConfReader
 from rdzv_core.endpoints import Endpoint, parse_endpoints
 from rdzv_core.errors import RdzvConfigError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from torch.distributed.elastic.rendezvous import RendezvousParameters
+from rdzv_core.settings import CoreSettings, Timeouts
 
 DEFAULT_PORT = 2379
 DEFAULT_KEY_PREFIX = "/rdzv"
@@ -63,8 +59,7 @@ class EtcdSettings:
     tls: TlsMaterial | None = None
     key_prefix: str = DEFAULT_KEY_PREFIX
     ttl: float = DEFAULT_TTL
-    read_timeout: float = DEFAULT_READ_TIMEOUT
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    timeouts: Timeouts = Timeouts()
 
     @property
     def endpoint_label(self) -> str:
@@ -72,23 +67,23 @@ class EtcdSettings:
         return ",".join(str(t) for t in self.targets)
 
     @classmethod
-    def from_params(cls, params: RendezvousParameters) -> EtcdSettings:
-        """Parse and validate ``params`` (raises ``RdzvConfigError``)."""
-        conf = ConfReader.of(params)
-        endpoints = parse_endpoints(params.endpoint or "localhost", DEFAULT_PORT, schemes=("http", "https"))
+    def of(cls, core: CoreSettings) -> EtcdSettings:
+        """Validate the endpoint and the etcd keys (raises ``RdzvConfigError``);
+        the core's settings give the rest."""
+        conf = core.conf
+        endpoints = parse_endpoints(core.endpoint or "localhost", DEFAULT_PORT, schemes=("http", "https"))
         tls = _tls_material(conf)
-        username = _username(conf, endpoints)
+        username = conf.username(endpoints)
         return cls(
-            backend=params.backend,
-            run_id=params.run_id,
+            backend=core.backend,
+            run_id=core.run_id,
             targets=_targets(endpoints, tls is not None),
             username=username,
             password=_password(conf, username),
             tls=tls,
-            key_prefix=_key_prefix(conf),
+            key_prefix=conf.key_prefix(DEFAULT_KEY_PREFIX).rstrip("/"),
             ttl=conf.seconds("ttl", DEFAULT_TTL),
-            read_timeout=conf.seconds("read_timeout", DEFAULT_READ_TIMEOUT),
-            connect_timeout=conf.seconds("connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+            timeouts=core.timeouts,
         )
 
 
@@ -120,73 +115,42 @@ def _targets(endpoints: list[Endpoint], have_tls_files: bool) -> tuple[Target, .
     return tuple(unique)
 
 
-def _read_file(conf: ConfReader, key: str) -> bytes | None:
-    path = conf.existing_file(key)
+def _read_pem(conf: ConfReader, key: str, path: Path | None, marker: bytes) -> bytes | None:
+    """The PEM contents of ``path`` (the value of ``key``), which must hold a ``marker`` block."""
     if path is None:
         return None
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise conf.error(key, str(path), f"a readable file ({exc.strerror})") from None
-    if not data.strip():
-        raise conf.error(key, str(path), "a non-empty file")
+    data = conf.file_bytes(key, path)
+    if b"-----BEGIN" not in data or marker not in data:
+        raise conf.error(key, str(path), f"a PEM file holding a {marker.decode().lower()}")
     return data
 
 
 def _tls_material(conf: ConfReader) -> TlsMaterial | None:
-    cacert, cert, key = (_read_file(conf, name) for name in ("cacert", "cert", "key"))
-    if (cert is None) != (key is None):
-        given, missing = ("cert", "key") if cert is not None else ("key", "cert")
+    files = conf.tls_files("cacert", "cert", "key")
+    if files.cert is not None and files.key is None:
         raise RdzvConfigError(
-            f"rdzv backend '{conf.backend}': --rdzv-conf {given} is set but {missing} is not; "
-            "a client certificate needs both"
+            f"rdzv backend '{conf.backend}': --rdzv-conf cert is set but key is not; a client certificate needs both"
         )
-    for name, data, marker in (("cacert", cacert, b"CERTIFICATE"), ("cert", cert, b"CERTIFICATE"), ("key", key, b"PRIVATE KEY")):
-        if data is not None and (b"-----BEGIN" not in data or marker not in data):
-            raise conf.error(name, conf.string(name), f"a PEM file holding a {marker.decode().lower()}")
-    if cacert is None and cert is None:
+    if not files.given:
         return None
-    return TlsMaterial(cacert, cert, key)
-
-
-def _username(conf: ConfReader, endpoints: list[Endpoint]) -> str | None:
-    username = conf.string("username")
-    in_urls = {ep.username for ep in endpoints if ep.username}
-    if len(in_urls) > 1 or (username and in_urls and in_urls != {username}):
-        raise RdzvConfigError(
-            f"rdzv backend '{conf.backend}': the endpoints and --rdzv-conf username name different users"
-        )
-    return username or (in_urls.pop() if in_urls else None)
+    return TlsMaterial(_read_pem(conf, "cacert", files.ca, b"CERTIFICATE"),
+                       _read_pem(conf, "cert", files.cert, b"CERTIFICATE"),
+                       _read_pem(conf, "key", files.key, b"PRIVATE KEY"))
 
 
 def _password(conf: ConfReader, username: str | None) -> str | None:
-    path = conf.existing_file("password_file")
-    if path is not None:
-        if username is None:
+    """The password of ``username`` (``None`` without a user: an ambient
+    variable without a username is not ours); a user needs one."""
+    if username is None:
+        if conf.raw("password_file") is not None:
             raise RdzvConfigError(
                 f"rdzv backend '{conf.backend}': --rdzv-conf password_file is set but username is not"
             )
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise conf.error("password_file", str(path), f"a readable UTF-8 file ({exc})") from None
-        password = text.rstrip("\r\n")
-        if not password:
-            raise conf.error("password_file", str(path), "a file holding a non-empty password")
-        return password
-    env = os.environ.get(PASSWORD_ENV)
-    if username is None:
-        return None  # an ambient variable without a username is not ours
-    if env is None or env == "":
+        return None
+    password = conf.password("password_file", PASSWORD_ENV)
+    if password is None:
         raise RdzvConfigError(
             f"rdzv backend '{conf.backend}': --rdzv-conf username={username!r} needs a password: "
             f"set --rdzv-conf password_file=PATH or ${PASSWORD_ENV}"
         )
-    return env
-
-
-def _key_prefix(conf: ConfReader) -> str:
-    prefix = conf.string("key_prefix", DEFAULT_KEY_PREFIX) or DEFAULT_KEY_PREFIX
-    if any(ord(ch) < 32 for ch in prefix):
-        raise conf.error("key_prefix", prefix, "a key prefix without control characters")
-    return prefix.rstrip("/")
+    return password

@@ -18,8 +18,9 @@ import pytest
 # which gRPC reads only when it is first imported.
 import rdzv_etcd.client  # noqa: F401  isort: skip
 from rdzv_core.testing import AdapterHarness
+from rdzv_core.testing.binaries import required_binary
 from rdzv_etcd.adapter import EtcdStateStore
-from rdzv_etcd.testing.servers import EtcdCluster, ServerBinaryMissing, etcd_cluster, find_etcd
+from rdzv_etcd.testing.servers import EtcdCluster, etcd_cluster, find_etcd
 from rdzv_etcd.testing.tls import make_tls_files
 
 AUTH_USER = "rdzv-agent"
@@ -31,10 +32,7 @@ FAST = {"read_timeout": 5, "connect_timeout": 2}
 @pytest.fixture(scope="session")
 def etcd_binary() -> str:
     """The etcd binary; its absence is a failure, never a skip."""
-    try:
-        return find_etcd()
-    except ServerBinaryMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
+    return required_binary(find_etcd)
 
 
 @pytest.fixture(scope="session")

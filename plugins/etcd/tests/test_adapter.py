@@ -230,3 +230,14 @@ def test_many_threads_share_one_adapter(plain_harness: AdapterHarness) -> None:
         t.join(60)
     assert not errors
     assert adapter.read("total").value == b"160" and adapter.count("w") == 160
+
+
+def test_list_keys_run_ids_and_purge_for_the_operators_commands(plain_harness: AdapterHarness) -> None:
+    run = plain_harness.new_run_id()
+    adapter = plain_harness.adapter(run)
+    adapter.write("kv/a", b"1")
+    adapter.add("n", 2)
+    assert adapter.list_keys("") == ["kv/a", "n"] and adapter.list_keys("kv/") == ["kv/a"]
+    assert run in adapter.run_ids()
+    assert adapter.purge() >= 2  # the run's keys and its add receipt
+    assert adapter.list_keys("") == [] and run not in adapter.run_ids()

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from rdzv_core.testing.launch import assert_all_reduced, run_agents
+from rdzv_core.testing.launch import FAST, assert_all_reduced, run_agents
 from rdzv_core.testing.ports import IPV6_LOOPBACK, ipv6_loopback_problem
 from rdzv_etcd.testing.servers import etcd_cluster
 
 pytestmark = pytest.mark.launch
-FAST = {"last_call_timeout": 1, "keep_alive_interval": 1, "keep_alive_max_attempt": 2, "read_timeout": 30}
 
 
 def test_rdzv_run_on_etcd_listening_on_ipv6_loopback(tmp_path: Path, etcd_binary: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rdzv_core.testing.launch import assert_full_size_after_restart, run_kill_and_replace
+from rdzv_core.testing.node_loss import assert_full_size_after_restart, run_kill_and_replace
 from rdzv_etcd.testing.servers import EtcdCluster
 
 pytestmark = pytest.mark.launch

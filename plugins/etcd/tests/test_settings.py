@@ -9,13 +9,15 @@ import pytest
 from torch.distributed.elastic.rendezvous import RendezvousParameters
 
 from rdzv_core.errors import RdzvConfigError
+from rdzv_core.settings import CoreSettings
 from rdzv_etcd.adapter import EtcdStateStore, rpc_timeout_for
 from rdzv_etcd.keys import KeySpace, prefix_range_end
-from rdzv_etcd.settings import DEFAULT_TTL, EtcdSettings, Target
+from rdzv_etcd.settings import CONF_KEYS, DEFAULT_TTL, EtcdSettings, Target
 
 
 def settings(endpoint: str, **conf: Any) -> EtcdSettings:
-    return EtcdSettings.from_params(RendezvousParameters("etcd", endpoint, "run-1", 1, 1, **conf))
+    params = RendezvousParameters("etcd", endpoint, "run-1", 1, 1, **conf)
+    return EtcdSettings.of(CoreSettings.parse(params, CONF_KEYS))
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +47,7 @@ def test_https_and_tls_files_select_tls(tmp_path: Path) -> None:
 def test_defaults() -> None:
     parsed = settings("e1")
     assert parsed.key_prefix == "/rdzv" and parsed.ttl == DEFAULT_TTL
-    assert parsed.read_timeout == 60 and parsed.connect_timeout == 10
+    assert parsed.timeouts.read == 60 and parsed.timeouts.connect == 10
     assert parsed.username is None and parsed.password is None and parsed.tls is None
 
 
@@ -125,7 +127,7 @@ def test_rpc_timeout_leaves_room_to_fail_over() -> None:
 
 def test_conf_keys_are_declared() -> None:
     assert {"username", "password_file", "cacert", "cert", "key", "key_prefix", "ttl"} <= EtcdStateStore.conf_keys
-    assert EtcdStateStore.supports_ttl and EtcdStateStore.name == "etcd"
+    assert EtcdStateStore.capabilities.ttl and EtcdStateStore.name == "etcd"
 
 
 def test_plugin_import_does_not_import_grpc() -> None:

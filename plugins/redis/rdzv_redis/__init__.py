@@ -5,4 +5,4 @@ class is :class:`rdzv_redis.adapter.RedisStateStore`; it is imported lazily
 (torch imports every ``torchrun.handlers`` entry point on every launch).
 """
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"

@@ -10,13 +10,11 @@ the scripts.
 
 from __future__ import annotations
 
-import os
 import threading
-import time
 from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 
-from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
-from rdzv_core.retry import Backoff
+from rdzv_core.adapter import CONTRACT_VERSION, Capabilities, CasResult, StateStore, Token, Versioned
+from rdzv_core.retry import Deadline, apply_once
 
 from rdzv_redis import scripts
 from rdzv_redis.errors import RedisAuthError, RedisTransientError, client_error_types, translate, translated
@@ -29,6 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import redis
     from torch.distributed.elastic.rendezvous import RendezvousParameters
 
+    from rdzv_core.settings import CoreSettings
+
 
 class RedisStateStore(StateStore):
     """rdzv adapter over Redis (standalone, TLS, ACL, Sentinel).
@@ -39,8 +39,10 @@ class RedisStateStore(StateStore):
     """
 
     name = "redis"
+    contract_version = CONTRACT_VERSION
+    capabilities = Capabilities(read_many=True, wait=True, wait_read=True, list_keys=True, run_ids=True, purge=True,
+                                ttl=True)
     conf_keys = CONF_KEYS
-    supports_ttl = True
 
     def __init__(self, client: redis.Redis, settings: RedisSettings, sentinel: Any = None) -> None:
         import redis as redis_module
@@ -71,7 +73,7 @@ class RedisStateStore(StateStore):
         self._add_script = self._data.register_script(text(scripts.ADD))
 
     def _new_waiter(self) -> KeyWaiter:
-        return KeyWaiter(self._client, self._settings.connect_timeout, self._ns.channel_of("#idle"),
+        return KeyWaiter(self._client, self._settings.timeouts.connect, self._ns.channel_of("#idle"),
                          sharded=self._settings.cluster)
 
     def _start_watch(self) -> MasterWatch | None:
@@ -82,7 +84,7 @@ class RedisStateStore(StateStore):
     # -- construction -------------------------------------------------------------
 
     @classmethod
-    def from_params(cls, params: RendezvousParameters) -> RedisStateStore:
+    def from_params(cls, params: RendezvousParameters, core: CoreSettings) -> RedisStateStore:
         """Parse the endpoint and conf keys, connect, and PING the server once.
 
         Bad configuration, a rejected login, a TLS mismatch, an unknown
@@ -93,7 +95,7 @@ class RedisStateStore(StateStore):
         """
         from rdzv_redis.client import build_client, verify
 
-        settings = parse_settings(params)
+        settings = parse_settings(core)
         client, sentinel = build_client(settings)
         try:
             verify(client, settings)
@@ -209,27 +211,22 @@ class RedisStateStore(StateStore):
             self._reraise(exc)
 
     def add(self, key: str, amount: int) -> int:
-        """See base class. Exactly once: retried here under one operation id.
+        """See base class. Exactly once: retried under one operation id
+        (:func:`~rdzv_core.retry.apply_once`).
 
         A reply lost to a dropped connection or failover is retried with the
         same id until ``read_timeout``; the script returns the first call's
         result instead of adding again.
         """
-        op_id = os.urandom(12).hex()
-        op_ttl = int((2 * self._settings.read_timeout + 60) * 1000)
-        keys = [self._ns.data(key), self._ns.version(key), self._ns.op(op_id)]
+        op_ttl = int((2 * self._settings.timeouts.read + 60) * 1000)
         args = [int(amount), self._settings.ttl_ms, self._ns.channel_of(key), op_ttl]
-        deadline = time.monotonic() + self._settings.read_timeout
-        backoff = Backoff(initial=0.02, maximum=1.0)
-        while True:
-            try:
-                with translated(self._describe):
-                    return int(self._add_script(keys=keys, args=args))
-            except RedisTransientError:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise
-                time.sleep(min(backoff.next_delay(), remaining))
+
+        def attempt(op_id: str, _deadline: Deadline) -> int:
+            with translated(self._describe):
+                return int(self._add_script(keys=[self._ns.data(key), self._ns.version(key), self._ns.op(op_id)],
+                                            args=args))
+
+        return apply_once(attempt, self._settings.timeouts.read, self.retryable_errors)
 
     def delete(self, key: str) -> bool:
         """See base class. The version counter stays, so versions never repeat."""

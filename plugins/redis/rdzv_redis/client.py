@@ -70,8 +70,8 @@ def connection_kwargs(settings: RedisSettings) -> dict[str, Any]:
         "db": settings.db,
         "username": settings.username,
         "password": settings.password,
-        "socket_timeout": settings.read_timeout,
-        "socket_connect_timeout": settings.connect_timeout,
+        "socket_timeout": settings.timeouts.read,
+        "socket_connect_timeout": settings.timeouts.connect,
         "socket_keepalive": True,
         "retry": _no_retry(),
         "protocol": 2,
@@ -94,7 +94,7 @@ def _cluster_client(settings: RedisSettings, kwargs: dict[str, Any]) -> Any:
         if is_auth_failure(exc) or tls_failure(exc) is not None:
             raise _permanent_failure(settings, exc) from exc
         raise RedisUnavailableError(
-            f"no Redis Cluster node at {settings.describe} answered (connect_timeout {settings.connect_timeout:g} s): "
+            f"no Redis Cluster node at {settings.describe} answered (connect_timeout {settings.timeouts.connect:g} s): "
             f"{describe(exc)}"
         ) from exc
 
@@ -109,8 +109,8 @@ def build_client(settings: RedisSettings) -> tuple[redis.Redis, Any]:
         return _cluster_client(settings, kwargs), None
     if settings.sentinel_master is not None:
         sentinel_kwargs = {
-            "socket_timeout": settings.read_timeout,
-            "socket_connect_timeout": settings.connect_timeout,
+            "socket_timeout": settings.timeouts.read,
+            "socket_connect_timeout": settings.timeouts.connect,
             "username": settings.sentinel_username,
             "password": settings.sentinel_password,
             "retry": _no_retry(),
@@ -208,6 +208,6 @@ def verify(client: redis.Redis, settings: RedisSettings) -> None:
         if not is_transient(exc):
             raise _permanent_failure(settings, exc) from exc
         raise RedisUnavailableError(
-            f"no answer from Redis at {settings.describe} to PING (connect_timeout {settings.connect_timeout:g} s, "
-            f"read_timeout {settings.read_timeout:g} s): {describe(exc)}{_unavailable_hint(settings, exc)}"
+            f"no answer from Redis at {settings.describe} to PING (connect_timeout {settings.timeouts.connect:g} s, "
+            f"read_timeout {settings.timeouts.read:g} s): {describe(exc)}{_unavailable_hint(settings, exc)}"
         ) from exc

@@ -7,17 +7,13 @@ naming the key or endpoint and what was expected.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from rdzv_core.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, ConfReader
+from rdzv_core.config import ConfReader
 from rdzv_core.endpoints import Endpoint, parse_endpoints
 from rdzv_core.errors import RdzvConfigError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from torch.distributed.elastic.rendezvous import RendezvousParameters
+from rdzv_core.settings import CoreSettings, Timeouts
 
 DEFAULT_PORT = 6379
 DEFAULT_SENTINEL_PORT = 26379
@@ -48,8 +44,9 @@ CONF_KEYS = frozenset(
     }
 )
 
-#: Characters a key prefix may not contain: hash-tag braces and glob syntax.
-_PREFIX_FORBIDDEN = set("{}*?[]\\ \t\r\n")
+#: Characters a key prefix may not contain (besides control characters):
+#: hash-tag braces, glob syntax and spaces.
+_PREFIX_FORBIDDEN = "{}*?[]\\ "
 
 
 @dataclass(frozen=True)
@@ -79,8 +76,7 @@ class RedisSettings:
     cluster: bool = False
     key_prefix: str = DEFAULT_KEY_PREFIX
     ttl: float = DEFAULT_TTL
-    read_timeout: float = DEFAULT_READ_TIMEOUT
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    timeouts: Timeouts = Timeouts()
 
     @property
     def describe(self) -> str:
@@ -102,33 +98,6 @@ class RedisSettings:
         return int(round(self.ttl * 1000)) if self.ttl > 0 else 0
 
 
-def _read_secret(conf: ConfReader, key: str, env: str) -> str | None:
-    """A password from the file named by conf ``key``, else from ``$env``."""
-    path = conf.existing_file(key)
-    if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8").strip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise conf.error(key, str(path), f"a readable UTF-8 file ({exc})") from None
-        if not text:
-            raise conf.error(key, str(path), "a file holding a non-empty password")
-        return text
-    value = os.environ.get(env)
-    if value is not None and value.strip("\r\n"):
-        return value.strip("\r\n")
-    return None
-
-
-def _key_prefix(conf: ConfReader) -> str:
-    prefix = conf.string("key_prefix", DEFAULT_KEY_PREFIX) or DEFAULT_KEY_PREFIX
-    bad = sorted(set(prefix) & _PREFIX_FORBIDDEN)
-    if bad:
-        raise conf.error(
-            "key_prefix", prefix, f"a prefix without {' '.join(repr(c) for c in bad)} (braces, glob characters, spaces)"
-        )
-    return prefix
-
-
 def _db(conf: ConfReader, endpoints: list[Endpoint]) -> int:
     db = conf.integer("db", 0, minimum=0) if conf.raw("db") is not None else None
     for ep in endpoints:
@@ -141,19 +110,6 @@ def _db(conf: ConfReader, endpoints: list[Endpoint]) -> int:
             raise RdzvConfigError(f"endpoint '{ep}' selects database {path} but --rdzv-conf db={db}; give one of them")
         db = int(path)
     return db or 0
-
-
-def _username(conf: ConfReader, endpoints: list[Endpoint]) -> str | None:
-    username = conf.string("username")
-    for ep in endpoints:
-        if ep.username is None:
-            continue
-        if username is not None and username != ep.username:
-            raise RdzvConfigError(
-                f"endpoint '{ep}' names user '{ep.username}' but --rdzv-conf username={username}; give one of them"
-            )
-        username = ep.username
-    return username
 
 
 def _check_no_url_password(conf: ConfReader, endpoints: list[Endpoint]) -> str | None:
@@ -179,35 +135,34 @@ def _tls(conf: ConfReader, endpoints: list[Endpoint]) -> TlsSettings | None:
         if wanted is False:
             raise RdzvConfigError("the endpoint is rediss:// (TLS) but --rdzv-conf ssl=false")
         wanted = True
-    files = {key: conf.existing_file(key) for key in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")}
+    files = conf.tls_files("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
     check_hostname = conf.boolean("ssl_check_hostname", True)
     if not wanted:
-        given = [key for key, path in files.items() if path is not None]
+        given = [key for key, path in zip(("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"),
+                                          (files.ca, files.cert, files.key)) if path is not None]
         if given or conf.raw("ssl_check_hostname") is not None:
             keys = ", ".join(given) or "ssl_check_hostname"
             raise RdzvConfigError(
                 f"--rdzv-conf {keys} given but TLS is off: use a rediss:// endpoint or --rdzv-conf ssl=true"
             )
         return None
-    if files["ssl_keyfile"] is not None and files["ssl_certfile"] is None:
-        raise RdzvConfigError("--rdzv-conf ssl_keyfile needs ssl_certfile (the client certificate) as well")
 
     def text(path: Path | None) -> str | None:
         return None if path is None else str(path)
 
-    return TlsSettings(text(files["ssl_ca_certs"]), text(files["ssl_certfile"]), text(files["ssl_keyfile"]),
-                       bool(check_hostname))
+    return TlsSettings(text(files.ca), text(files.cert), text(files.key), bool(check_hostname))
 
 
-def parse_settings(params: RendezvousParameters) -> RedisSettings:
-    """Validate ``params`` into :class:`RedisSettings` (raises RdzvConfigError)."""
-    conf = ConfReader.of(params)
+def parse_settings(core: CoreSettings) -> RedisSettings:
+    """Validate the endpoint and the Redis keys into :class:`RedisSettings`
+    (raises RdzvConfigError); the core's settings give the rest."""
+    conf = core.conf
     sentinel_master = conf.string("sentinel_master")
     cluster = bool(conf.boolean("cluster", False))
     if cluster and sentinel_master:
         raise RdzvConfigError("--rdzv-conf cluster=true and sentinel_master: a Redis Cluster has no Sentinels; give one")
     default_port = DEFAULT_SENTINEL_PORT if sentinel_master else DEFAULT_PORT
-    endpoints = parse_endpoints(params.endpoint or "localhost", default_port, SCHEMES)
+    endpoints = parse_endpoints(core.endpoint or "localhost", default_port, SCHEMES)
     unix = [ep for ep in endpoints if ep.scheme == "unix"]
     if unix and (len(endpoints) > 1 or sentinel_master or cluster):
         raise RdzvConfigError("a unix:// endpoint must be the only endpoint (and cannot point at Sentinels or a cluster)")
@@ -223,8 +178,8 @@ def parse_settings(params: RendezvousParameters) -> RedisSettings:
     if sentinel_master is not None and any(c in sentinel_master for c in " \t,"):
         raise conf.error("sentinel_master", sentinel_master, "a master name without spaces or commas")
     url_password = _check_no_url_password(conf, endpoints)
-    password = _read_secret(conf, "password_file", PASSWORD_ENV) or url_password
-    sentinel_password = _read_secret(conf, "sentinel_password_file", SENTINEL_PASSWORD_ENV)
+    password = conf.password("password_file", PASSWORD_ENV) or url_password
+    sentinel_password = conf.password("sentinel_password_file", SENTINEL_PASSWORD_ENV)
     if not sentinel_master and any(conf.raw(k) is not None for k in ("sentinel_username", "sentinel_password_file")):
         raise RdzvConfigError("sentinel_username / sentinel_password_file need --rdzv-conf sentinel_master=NAME")
     tls = _tls(conf, endpoints)
@@ -235,9 +190,9 @@ def parse_settings(params: RendezvousParameters) -> RedisSettings:
         raise RdzvConfigError("TLS over a unix:// socket is not supported; drop ssl/ssl_* or use rediss://HOST:PORT")
     return RedisSettings(
         endpoints=tuple(replace(ep, password=None) for ep in endpoints),  # keep no secret in reprs
-        run_id=params.run_id,
+        run_id=core.run_id,
         db=db,
-        username=_username(conf, endpoints),
+        username=conf.username(endpoints),
         password=password,
         tls=tls,
         unix_path=unix[0].path if unix else None,
@@ -245,8 +200,7 @@ def parse_settings(params: RendezvousParameters) -> RedisSettings:
         sentinel_username=conf.string("sentinel_username"),
         sentinel_password=sentinel_password,
         cluster=cluster,
-        key_prefix=_key_prefix(conf),
+        key_prefix=conf.key_prefix(DEFAULT_KEY_PREFIX, _PREFIX_FORBIDDEN),
         ttl=conf.seconds("ttl", DEFAULT_TTL, allow_zero=True),
-        read_timeout=conf.seconds("read_timeout", DEFAULT_READ_TIMEOUT),
-        connect_timeout=conf.seconds("connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+        timeouts=core.timeouts,
     )

@@ -12,10 +12,10 @@ from typing import Iterator
 import pytest
 
 from rdzv_core.testing import AdapterHarness
+from rdzv_core.testing.binaries import required_binary
 from rdzv_redis.adapter import RedisStateStore
 from rdzv_redis.testing.servers import (
     RedisServer,
-    ServerBinaryMissing,
     acl_server,
     find_redis_server,
     plain_server,
@@ -30,10 +30,7 @@ ACL_PASSWORD = "s3cret-pw"
 @pytest.fixture(scope="session")
 def redis_binary() -> str:
     """The redis-server binary; its absence is a failure, never a skip."""
-    try:
-        return find_redis_server()
-    except ServerBinaryMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
+    return required_binary(find_redis_server)
 
 
 @pytest.fixture(scope="session")

@@ -15,12 +15,13 @@ from torch.distributed.elastic.rendezvous import RendezvousParameters
 
 from rdzv_core.errors import RdzvConfigError
 from rdzv_core.guarded import GuardedStore
+from rdzv_core.settings import CoreSettings
 from rdzv_core.testing import AdapterHarness, ConformanceSuite
 from rdzv_core.testing.launch import assert_all_reduced, run_agents
 from rdzv_core.testing.rendezvous import Joins, make_handlers, ranks_of
 from rdzv_redis.adapter import RedisStateStore
 from rdzv_redis.errors import is_transient
-from rdzv_redis.settings import parse_settings
+from rdzv_redis.settings import CONF_KEYS, RedisSettings, parse_settings
 from rdzv_redis.testing.cluster import RedisCluster, find_redis_cli, redis_cluster
 from rdzv_redis.testing.servers import RedisServer, ServerBinaryMissing
 
@@ -140,12 +141,13 @@ def test_the_runs_master_killed_during_a_rendezvous_its_replica_takes_over(
 # -- configuration and error classification (no server) ----------------------------------
 
 
-def cluster_params(endpoint: str, **conf: object) -> RendezvousParameters:
-    return RendezvousParameters("redis", endpoint, "job", 1, 1, **conf)
+def cluster_settings(endpoint: str, **conf: object) -> RedisSettings:
+    params = RendezvousParameters("redis", endpoint, "job", 1, 1, **conf)
+    return parse_settings(CoreSettings.parse(params, CONF_KEYS))
 
 
 def test_cluster_takes_a_list_of_seed_nodes() -> None:
-    settings = parse_settings(cluster_params("n1:7000,n2,[::1]:7002", cluster="true"))
+    settings = cluster_settings("n1:7000,n2,[::1]:7002", cluster="true")
     assert settings.cluster and [e.netloc for e in settings.endpoints] == ["n1:7000", "n2:6379", "[::1]:7002"]
     assert settings.describe == "redis://cluster via n1:7000,n2:6379,[::1]:7002"
 
@@ -162,7 +164,7 @@ def test_cluster_takes_a_list_of_seed_nodes() -> None:
 )
 def test_cluster_configuration_errors(endpoint: str, conf: dict[str, str], message: str) -> None:
     with pytest.raises(RdzvConfigError, match=re.escape(message)):
-        parse_settings(cluster_params(endpoint, **conf))
+        cluster_settings(endpoint, **conf)
 
 
 def test_failover_replies_are_transient() -> None:

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from rdzv_core.testing.launch import (
-    Agent,
-    agent_command,
-    assert_all_reduced,
-    long_job,
-    run_agents,
-    run_rank0_node_loss,
-    start_agent,
-    stop_all,
-    stop_job,
-    wait_for_text,
-)
+from rdzv_core.testing.launch import FAST, assert_all_reduced, run_agents
+from rdzv_core.testing.node_loss import run_rank0_node_loss, run_survivor_after_node_kill
 from rdzv_redis.testing.servers import RedisServer
 
 pytestmark = pytest.mark.launch
-FAST = {"last_call_timeout": 1, "keep_alive_interval": 1, "keep_alive_max_attempt": 2, "read_timeout": 30}
 
 
 def test_rdzv_run_redis(tmp_path: Path, redis_server: RedisServer) -> None:
@@ -52,35 +40,9 @@ def test_elastic_rank0_node_killed_the_rest_finish(tmp_path: Path, redis_server:
     # agent is not admitted into a running torch-protocol job here: with torch
     # 2.13 the running agent's heartbeat in the state is not refreshed after
     # its rendezvous, also on torch's own c10d backend, so the late agent
-    # counts it dead and starts a round of its own.) The job runs until the
-    # test stops it.
+    # counts it dead and starts a round of its own.)
     conf = {**FAST, "last_call_timeout": 15}
-    stop_file = tmp_path / "stop-job"
-    agents: list[Agent] = []
-    try:
-        for i in range(2):
-            command = agent_command("rdzv-run", "redis", redis_server.endpoint, "e2e-elastic", "1:2", 2, conf,
-                                    max_restarts=3, worker_args=long_job(stop_file))
-            agents.append(start_agent(command, tmp_path / f"agent{i}.log"))
-        deadline = time.monotonic() + 120
-        first = None
-        while first is None:
-            first = next((a for a in agents if "RDZV-STEP rank=0 world_size=4" in a.output()), None)
-            if time.monotonic() > deadline or any(a.process.poll() is not None for a in agents):
-                raise AssertionError("no 4-worker step: " + "\n---\n".join(a.output()[-3000:] for a in agents))
-            time.sleep(0.2)
-        first.kill()  # rank 0's node dies, with the workers' TCPStore it hosted
-        survivor = next(a for a in agents if a is not first)
-        # Its workers fail on the dead store (a restart), or the scalable
-        # protocol records the death first (a membership change: none counted).
-        wait_for_text(survivor, r"RDZV-STEP rank=\d+ world_size=2", 120)
-        stop_job(stop_file)
-        assert survivor.wait(240) == 0, survivor.output()[-4000:]
-    finally:
-        stop_all(agents)
-    final = [r for r in survivor.reports() if r["world_size"] == 2]
-    assert sorted(r["rank"] for r in final) == [0, 1], survivor.output()[-4000:]
-    assert all(r["world_size"] == 2 and r["sum"] == r["expected_sum"] for r in final), final
+    run_survivor_after_node_kill(tmp_path, "redis", redis_server.endpoint, "e2e-elastic", [conf] * 2, victim=None)
 
 
 @pytest.mark.slow

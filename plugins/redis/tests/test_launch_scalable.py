@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rdzv_core.testing.launch import assert_full_size_after_restart, run_kill_and_replace
+from rdzv_core.testing.node_loss import assert_full_size_after_restart, run_kill_and_replace
 from rdzv_redis.testing.servers import RedisServer
 
 pytestmark = pytest.mark.launch
