@@ -70,8 +70,11 @@ def test_a_dead_first_endpoint_costs_no_failure(etcd3: EtcdCluster) -> None:
     dead = f"127.0.0.1:{free_ports(1)[0]}"
     harness = harness_for(etcd3, endpoints=f"{dead},{etcd3.endpoints}")
     started = time.monotonic()
-    adapter = harness.adapter(harness.new_run_id())  # raw adapter: no core retry to hide a failure
-    assert time.monotonic() - started < 2
+    # A raw adapter: no core retry to hide a failure. A refused connection is
+    # passed over at once, never waited out: well inside the connect timeout
+    # (the time itself, about 0.3 s on an idle machine, is the machine's).
+    adapter = harness.adapter(harness.new_run_id(), connect_timeout=20)
+    assert time.monotonic() - started < 10
     token = None
     for i in range(20):
         result = adapter.cas("state", token, f"v{i}".encode())
