@@ -12,11 +12,36 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*args], capture_output=True, text=True, timeout=120)
 
 
+#: The header of ``rdzv backends``, one column each.
+BACKENDS_HEADER = ["backend", "rdzv-run names", "torchrun names", "distribution", "version", "status"]
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The cells of a table printed as ``rdzv backends`` prints it: each cell
+    starts where its column's header starts (the last column runs to the end)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    header = lines[0]
+    starts = [header.index(name) for name in BACKENDS_HEADER]
+    assert starts == sorted(starts) and starts[0] == 0, header
+    ends = [*starts[1:], None]
+    rows = []
+    for line in lines:
+        cells = [line[start:end] for start, end in zip(starts, ends)]
+        # a cell ends in padding before the next column starts: never mid-word
+        assert all(cell.endswith(" ") for cell in cells[:-1]), f"misaligned row: {line!r}"
+        rows.append([cell.strip() for cell in cells])
+    return rows
+
+
 def test_rdzv_backends_lists_installed_adapters() -> None:
     result = run(str(BIN / "rdzv"), "backends")
     assert result.returncode == 0, result.stderr
-    line = next(line for line in result.stdout.splitlines() if line.startswith("c10d "))
-    assert "rdzv-c10d" in line and "0.1.0" in line and line.rstrip().endswith("ok")
+    header, *rows = table_rows(result.stdout)
+    assert header == BACKENDS_HEADER
+    by_name = {row[0]: row for row in rows}
+    assert by_name["c10d"] == ["c10d", "c10d, rdzv-c10d", "rdzv-c10d", "rdzv-c10d", "0.1.0", "ok"]
+    assert by_name["etcd"] == ["etcd", "etcd, rdzv-etcd", "rdzv-etcd", "rdzv-etcd", "0.1.0", "ok"]
+    assert by_name["redis"] == ["redis", "redis, rdzv-redis", "rdzv-redis, redis", "rdzv-redis", "0.1.0", "ok"]
 
 
 def test_torchrun_handlers_never_claim_a_torch_builtin_name() -> None:
