@@ -61,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     # The errors reach the operator as one line each; torch's C++ logging
     # (TCPStore's connect retries) would add its own. Read when torch loads.
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
+    from rdzv_core.launcher import ignore_missing_numpy
+
+    ignore_missing_numpy()
     raise SystemExit(run_command(args))
 
 

@@ -5,32 +5,13 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from rdzv_core.testing.backends_table import BACKENDS_HEADER, table_rows
+
 BIN = Path(sys.executable).parent
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*args], capture_output=True, text=True, timeout=120)
-
-
-#: The header of ``rdzv backends``, one column each.
-BACKENDS_HEADER = ["backend", "rdzv-run names", "torchrun names", "distribution", "version", "status"]
-
-
-def table_rows(text: str) -> list[list[str]]:
-    """The cells of a table printed as ``rdzv backends`` prints it: each cell
-    starts where its column's header starts (the last column runs to the end)."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    header = lines[0]
-    starts = [header.index(name) for name in BACKENDS_HEADER]
-    assert starts == sorted(starts) and starts[0] == 0, header
-    ends = [*starts[1:], None]
-    rows = []
-    for line in lines:
-        cells = [line[start:end] for start, end in zip(starts, ends)]
-        # a cell ends in padding before the next column starts: never mid-word
-        assert all(cell.endswith(" ") for cell in cells[:-1]), f"misaligned row: {line!r}"
-        rows.append([cell.strip() for cell in cells])
-    return rows
 
 
 def test_rdzv_backends_lists_installed_adapters() -> None:
@@ -60,14 +41,6 @@ def test_rdzv_run_rejects_an_unknown_backend_with_a_suggestion() -> None:
     result = run(str(BIN / "rdzv-run"), "--nnodes=1", "--rdzv-backend=c10dd", "--rdzv-endpoint=x:1", "x.py")
     assert result.returncode == 2
     assert "unknown rdzv backend 'c10dd'" in result.stderr and "Did you mean 'c10d'" in result.stderr
-
-
-def test_rdzv_run_points_to_the_package_of_a_missing_first_party_backend(tmp_path: Path) -> None:
-    # A venv-independent check of the hint text: rdzv-run with a backend name no
-    # plugin provides but which is first-party.
-    from rdzv_core.plugins import unknown_backend_message
-
-    assert "pip install rdzv-redis" in unknown_backend_message("redis", ["c10d"])
 
 
 def test_rdzv_run_subcommand_is_rdzv_run() -> None:

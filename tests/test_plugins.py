@@ -66,3 +66,13 @@ def test_each_registry_gets_a_fresh_manager() -> None:
     load_registry(first, entry_point_list=[ep("good", "sample_plugins:good")])
     assert first.has_plugin("good")
     assert not make_plugin_manager().has_plugin("good")
+
+
+def test_a_plugin_with_a_syntax_error_is_one_line_naming_the_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "typo_plugin.py").write_text("def rdzv_adapters(:\n    return []\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = load_registry(entry_point_list=[ep("typo", "typo_plugin")])
+    (failure,) = registry.failures
+    assert "\n" not in failure.error
+    assert failure.error.startswith("SyntaxError: ")
+    assert failure.error.endswith(f"({tmp_path / 'typo_plugin.py'}, line 1)")
