@@ -207,3 +207,11 @@ def test_a_distribution_that_fails_to_import(user_venv: UserVenv, tmp_path: Path
         "rdzv-run: error: rdzv backend 'broken' is installed but failed to load: plugin 'broken' from "
         "rdzv-broken 0.3.1: ModuleNotFoundError: No module named 'rdzv_broken_missing_dependency'"
     ]
+
+
+def test_new_adapter_templates_ship_in_the_wheel(user_venv: UserVenv, tmp_path: Path) -> None:
+    result = user_venv.run("rdzv", "new-adapter", "demo", "--dir", str(tmp_path / "pkg"))
+    assert result.returncode == 0, result.stderr
+    written = sorted(str(p.relative_to(tmp_path / "pkg")) for p in (tmp_path / "pkg").rglob("*") if p.is_file())
+    assert written == ["README.md", "pyproject.toml", "rdzv_demo/__init__.py", "rdzv_demo/adapter.py",
+                       "rdzv_demo/plugin.py", "tests/test_conformance.py"]
