@@ -44,7 +44,8 @@ from rdzv_core.testing.wheels import (
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 #: The distributions users install, by project folder.
-PROJECTS = [ROOT, ROOT / "plugins" / "c10d", ROOT / "plugins" / "redis", ROOT / "plugins" / "etcd"]
+PROJECTS = [ROOT, ROOT / "plugins" / "c10d", ROOT / "plugins" / "redis", ROOT / "plugins" / "etcd",
+            ROOT / "examples" / "sqlite"]
 #: Installed before the others, so that a missing first-party backend can be asked for.
 FIRST_INSTALLED = ("rdzv_core-", "rdzv_c10d-")
 FAST = {"last_call_timeout": 1, "keep_alive_interval": 1, "keep_alive_max_attempt": 2, "read_timeout": 30}
@@ -114,10 +115,10 @@ def redis_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_everything_comes_from_the_wheels(user_venv: UserVenv) -> None:
     assert sorted(w.name.split("-")[0] for w in user_venv.wheels) == ["rdzv_c10d", "rdzv_core", "rdzv_etcd",
-                                                                      "rdzv_redis"]
-    code = ("import torch, rdzv_core, rdzv_c10d, rdzv_redis, rdzv_etcd; "
+                                                                      "rdzv_redis", "rdzv_sqlite"]
+    code = ("import torch, rdzv_core, rdzv_c10d, rdzv_redis, rdzv_etcd, rdzv_sqlite; "
             "print(torch.__version__.split('+')[0]); "
-            "print('\\n'.join(m.__file__ for m in (rdzv_core, rdzv_c10d, rdzv_redis, rdzv_etcd)))")
+            "print('\\n'.join(m.__file__ for m in (rdzv_core, rdzv_c10d, rdzv_redis, rdzv_etcd, rdzv_sqlite)))")
     result = user_venv.run("python", "-c", code)
     assert result.returncode == 0, result.stderr
     version, *files = result.stdout.split()
@@ -136,6 +137,7 @@ def test_rdzv_backends_lists_the_installed_wheels(user_venv: UserVenv) -> None:
         ["c10d", "c10d, rdzv-c10d", "rdzv-c10d", "rdzv-c10d", "0.1.0", "ok"],
         ["etcd", "etcd, rdzv-etcd", "rdzv-etcd", "rdzv-etcd", "0.1.0", "ok"],
         ["redis", "redis, rdzv-redis", "rdzv-redis, redis", "rdzv-redis", "0.1.0", "ok"],
+        ["sqlite", "sqlite, rdzv-sqlite", "rdzv-sqlite, sqlite", "rdzv-sqlite", "0.1.0", "ok"],
     ]
 
 
@@ -198,7 +200,7 @@ def test_a_distribution_that_fails_to_import(user_venv: UserVenv, tmp_path: Path
     listed = user_venv.run("rdzv", "backends", PYTHONPATH=str(target))
     assert listed.returncode == 1, listed.stdout + listed.stderr
     _header, *rows = table_rows(listed.stdout)
-    assert [row[0] for row in rows] == ["c10d", "etcd", "redis", "broken"]
+    assert [row[0] for row in rows] == ["c10d", "etcd", "redis", "sqlite", "broken"]
     assert rows[-1] == ["broken", "-", "-", "rdzv-broken", "0.3.1",
                         "FAILED: ModuleNotFoundError: No module named 'rdzv_broken_missing_dependency'"]
     selected = one_rdzv_run(user_venv, "broken", PYTHONPATH=str(target))

@@ -1,80 +1,179 @@
-"""The sqlite adapter: rdzv's primitives over sqlite.
+"""The SQLite adapter: rdzv's primitives over one SQLite database file.
 
-Every method below that raises ``NotImplementedError`` is a primitive still
-to write; its message says what it must do (the full contract is
-``rdzv_core.adapter.StateStore``). Keys are relative to one run: map them into
-a namespace of ``params.run_id`` so that runs never see each other.
+For agents on one host, or on hosts that share a filesystem
+(``journal_mode=delete`` there). Every run's keys are rows of one table,
+``(run, key)`` the primary key; a store-wide counter hands out versions, so a
+version token is never reused, not even after a delete. TTLs are wall-clock
+expiry times (``time.time()``), which the processes of one host share; hosts
+on a shared filesystem need synchronised clocks for them. ``wait`` and
+``wait_read`` are the base class's polling fallbacks: SQLite cannot notify
+another process.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Sequence
 
 from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
+from rdzv_sqlite.settings import CONF_KEYS, SqliteSettings, parse_settings
 
 if TYPE_CHECKING:  # pragma: no cover
+    import sqlite3
+
     from torch.distributed.elastic.rendezvous import RendezvousParameters
 
+    from rdzv_sqlite.database import Database
 
-def not_written(primitive: str, duty: str) -> NotImplementedError:
-    """The error of a primitive that is not written yet."""
-    return NotImplementedError(f"rdzv-sqlite: {primitive} is not written yet: it must {duty}")
+#: A row that exists and has not expired (``?`` is the current time).
+LIVE = "(expires IS NULL OR expires > ?)"
+#: Keys per ``IN (...)`` query of ``read_many`` (well below SQLite's variable limit).
+CHUNK = 500
+
+
+def next_version(db: sqlite3.Connection) -> int:
+    """A new store-wide version (inside a write transaction)."""
+    db.execute("UPDATE rdzv_version SET last = last + 1 WHERE id = 0")
+    return int(db.execute("SELECT last FROM rdzv_version WHERE id = 0").fetchone()[0])
 
 
 class SqliteStateStore(StateStore):
-    """rdzv adapter over sqlite."""
+    """rdzv adapter over a SQLite file (``--rdzv-endpoint=/path/to/rdzv.db``)."""
 
     name = "sqlite"
-    #: Your --rdzv-conf keys (the core rejects every other key that is not its own or torch's).
-    conf_keys = frozenset()
-    #: True only once write(..., ttl=...) really expires keys.
-    supports_ttl = False
+    conf_keys = CONF_KEYS
+    supports_ttl = True
 
-    def __init__(self, endpoint: str, run_id: str) -> None:
-        self._endpoint = endpoint
-        self._prefix = f"{run_id}/"
-        # Once the client library is imported: its transient error types
-        # (connection reset, timeout) and all its error types.
-        self.retryable_errors = ()
-        self.client_errors = ()
+    def __init__(self, database: Database, settings: SqliteSettings) -> None:
+        import sqlite3
+
+        from rdzv_sqlite.database import SqliteBusyError, SqliteOpenError
+
+        self._db = database
+        self._run = settings.run_id
+        self._settings = settings
+        self.retryable_errors = (SqliteBusyError,)
+        # A busy database rolled the transaction back: an add may be sent again.
+        self.unsent_errors = (SqliteBusyError,)
+        self.client_errors = (sqlite3.Error, SqliteOpenError)
 
     @classmethod
     def from_params(cls, params: RendezvousParameters) -> SqliteStateStore:
-        """Parse the endpoint and your conf keys, import the client, connect.
-        Bad input: raise ValueError naming the key or the endpoint."""
-        endpoint = (params.endpoint or "").strip()
-        if not endpoint:
-            raise ValueError("no endpoint given (--rdzv-endpoint is empty)")
-        return cls(endpoint, params.run_id)
+        """Open (creating it if needed) the database file the endpoint names."""
+        from rdzv_sqlite.database import Database
+
+        settings = parse_settings(params)
+        return cls(Database(settings.path, settings.busy_timeout, settings.journal_mode), settings)
 
     @property
     def endpoint(self) -> str:
-        """Where the store is, for error messages."""
-        return f"sqlite {self._endpoint}"
+        """See base class."""
+        return f"sqlite {self._settings.path}"
+
+    def close(self) -> None:
+        """See base class."""
+        self._db.close()
+
+    def after_fork(self) -> None:
+        """A connection of the child's own (SQLite's must not cross a fork)."""
+        self._db.reopen()
+
+    # -- primitives ---------------------------------------------------------------
+
+    def _live_row(self, db: sqlite3.Connection, key: str) -> tuple[bytes, int] | None:
+        row = db.execute(f"SELECT value, version FROM rdzv_kv WHERE run = ? AND key = ? AND {LIVE}",
+                         (self._run, key, time.time())).fetchone()
+        return None if row is None else (bytes(row[0]), int(row[1]))
+
+    def _put(self, db: sqlite3.Connection, key: str, value: bytes, ttl: float | None = None) -> int:
+        version = next_version(db)
+        expires = None if ttl is None else time.time() + ttl
+        db.execute("INSERT OR REPLACE INTO rdzv_kv (run, key, value, version, expires) VALUES (?, ?, ?, ?, ?)",
+                   (self._run, key, value, version, expires))
+        return version
 
     def read(self, key: str) -> Versioned | None:
-        raise not_written("read(key)", "return Versioned(value, token) of the run's key, or None when it is missing")
+        """See base class."""
+        row = self._db.read(lambda db: self._live_row(db, key))
+        return None if row is None else Versioned(*row)
+
+    def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """See base class: one query per :data:`CHUNK` keys."""
+        wanted = list(keys)
+
+        def body(db: sqlite3.Connection) -> dict[str, bytes]:
+            found: dict[str, bytes] = {}
+            now = time.time()
+            for start in range(0, len(wanted), CHUNK):
+                chunk = wanted[start:start + CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                rows = db.execute(f"SELECT key, value FROM rdzv_kv WHERE run = ? AND key IN ({marks}) AND {LIVE}",
+                                  (self._run, *chunk, now))
+                found.update((key, bytes(value)) for key, value in rows)
+            return found
+
+        found = self._db.read(body)
+        return [found.get(key) for key in wanted]
 
     def cas(self, key: str, token: Token | None, value: bytes) -> CasResult:
-        raise not_written(
-            "cas(key, token, value)",
-            "atomically replace the key if its version is still token (token None: create it only if absent) and "
-            "return CasResult(value, new_token, True), else CasResult(current value, its token, False), "
-            "or CasResult(None, None, False) for a missing key",
-        )
+        """See base class: read and replace in one write transaction."""
+
+        def body(db: sqlite3.Connection) -> CasResult:
+            row = self._live_row(db, key)
+            if row is None:
+                if token is not None:
+                    return CasResult(None, None, False)
+            elif token is None or row[1] != token:
+                return CasResult(row[0], row[1], False)
+            return CasResult(value, self._put(db, key, value), True)
+
+        return self._db.transaction(body)
 
     def write(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        raise not_written("write(key, value, ttl)", "set the key unconditionally (with a new version token)")
+        """See base class; with ``ttl`` the row expires after that many seconds."""
+        self._db.transaction(lambda db: self._put(db, key, value, ttl))
 
     def add(self, key: str, amount: int) -> int:
-        raise not_written(
-            "add(key, amount)",
-            "atomically add amount to the counter at key (missing = 0), store it as ASCII digits and return the "
-            "new value",
-        )
+        """See base class. Exactly once: the transaction is applied whole or not at all."""
+
+        def body(db: sqlite3.Connection) -> int:
+            row = self._live_row(db, key)
+            total = (int(row[0]) if row is not None else 0) + amount
+            self._put(db, key, str(total).encode())
+            return total
+
+        return self._db.transaction(body)
 
     def delete(self, key: str) -> bool:
-        raise not_written("delete(key)", "delete the key and return whether it existed")
+        """See base class (an expired row is deleted too, but did not exist)."""
+
+        def body(db: sqlite3.Connection) -> bool:
+            existed = self._live_row(db, key) is not None
+            db.execute("DELETE FROM rdzv_kv WHERE run = ? AND key = ?", (self._run, key))
+            return existed
+
+        return self._db.transaction(body)
 
     def count(self, prefix: str) -> int:
-        raise not_written("count(prefix)", "return how many keys of this run start with prefix")
+        """See base class."""
+        query = f"SELECT COUNT(*) FROM rdzv_kv WHERE run = ? AND substr(key, 1, ?) = ? AND {LIVE}"
+        return int(self._db.read(lambda db: db.execute(query, (self._run, len(prefix), prefix, time.time())).fetchone()[0]))
+
+    # -- administration (rdzv runs / purge) ---------------------------------------
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """See base class."""
+        query = f"SELECT key FROM rdzv_kv WHERE run = ? AND substr(key, 1, ?) = ? AND {LIVE} ORDER BY key"
+        rows = self._db.read(lambda db: db.execute(query, (self._run, len(prefix), prefix, time.time())).fetchall())
+        return [key for (key,) in rows]
+
+    def run_ids(self) -> list[str]:
+        """See base class."""
+        rows = self._db.read(lambda db: db.execute(
+            f"SELECT DISTINCT run FROM rdzv_kv WHERE {LIVE} ORDER BY run", (time.time(),)).fetchall())
+        return [run for (run,) in rows]
+
+    def purge(self) -> int:
+        """See base class: every row of this run, in one transaction."""
+        return self._db.transaction(
+            lambda db: db.execute("DELETE FROM rdzv_kv WHERE run = ?", (self._run,)).rowcount)
