@@ -26,6 +26,7 @@ ONE_WORKER_MODULES = frozenset(
     {
         "tests/test_benchmarks_smoke.py",  # one ``run_all.py --quick`` for all its checks
         "plugins/redis/tests/test_sentinel.py",  # one master/replica/Sentinel group
+        "tests/test_wheels.py",  # one virtualenv built from the wheels
     }
 )
 

@@ -1,10 +1,11 @@
-"""The ``rdzv`` command: ``backends``, ``run``, and the operator's ``status``, ``runs``, ``close``, ``purge``."""
+"""The ``rdzv`` command: ``backends``, ``run``, ``new-adapter``, and the operator's ``status``, ``runs``, ``close``, ``purge``."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from importlib.metadata import entry_points
@@ -50,6 +51,21 @@ def list_backends() -> int:
     return 1 if registry.failures else 0
 
 
+def new_adapter(name: str, folder: Path | None) -> int:
+    """``rdzv new-adapter``: write the package, say what is next; 2 for a bad name or folder."""
+    from rdzv_core.scaffold import ScaffoldError, create
+
+    try:
+        written, files = create(name, folder)
+    except ScaffoldError as exc:
+        print(f"rdzv new-adapter: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"created {written}/ with {', '.join(files)}")
+    print(f"next: pip install -e {written} && rdzv backends; then write the primitives in its adapter.py "
+          "until its tests pass (see its README.md)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``rdzv`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -62,15 +78,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("backends", help="list installed rdzv backends and any load errors")
     sub.add_parser("run", help="rdzv-run: torchrun with rdzv's backends (takes torchrun's arguments)")
+    scaffold = sub.add_parser("new-adapter", help="generate a package folder for a new adapter (./rdzv-NAME)")
+    scaffold.add_argument("name", metavar="NAME", help="the backend name users will pass to --rdzv-backend")
+    scaffold.add_argument("--dir", type=Path, default=None, metavar="PATH",
+                          help="where to put the package (default: ./rdzv-NAME; must not exist or be empty)")
     from rdzv_core.admin.commands import add_commands, run_command
 
     add_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "backends":
         raise SystemExit(list_backends())
+    if args.command == "new-adapter":
+        raise SystemExit(new_adapter(args.name, args.dir))
     # The errors reach the operator as one line each; torch's C++ logging
     # (TCPStore's connect retries) would add its own. Read when torch loads.
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
+    from rdzv_core.launcher import ignore_missing_numpy
+
+    ignore_missing_numpy()
     raise SystemExit(run_command(args))
 
 

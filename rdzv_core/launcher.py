@@ -247,8 +247,23 @@ def show_rdzv_logs() -> None:
     logger.propagate = False
 
 
+#: What torch warns on import where numpy is not installed (torch does not
+#: require numpy; an agent never converts a tensor to a numpy array).
+NUMPY_MISSING_WARNING = r"Failed to initialize NumPy"
+
+
+def ignore_missing_numpy() -> None:
+    """Keep torch's "Failed to initialize NumPy" warning out of this process's
+    output (it would turn a one-line error into three lines in a virtualenv
+    without numpy). Only this process: the workers import torch on their own."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=NUMPY_MISSING_WARNING, category=UserWarning)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``rdzv-run`` (and ``rdzv run``)."""
+    ignore_missing_numpy()
     verbose, argv = split_verbose(sys.argv[1:] if argv is None else argv)
     registry = load_registry()
     try:

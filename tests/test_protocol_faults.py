@@ -37,15 +37,18 @@ TTL = 0.6
 class Cluster:
     """Handlers of one run on one in-memory space, each behind an OutageStore."""
 
-    def __init__(self, count: int, min_nodes: int, max_nodes: int, read_timeout: float = 10) -> None:
+    def __init__(self, count: int, min_nodes: int, max_nodes: int, read_timeout: float = 10,
+                 **timing: float) -> None:
         self.space = MemorySpace()
         self.run = f"faults-{id(self)}"
         self.outages: list[OutageStore] = []
         self.stores: list[GuardedStore] = []
+        self.timing = {**TIMING, **timing}
         self.handlers = [self._handler(min_nodes, max_nodes, read_timeout) for _ in range(count)]
 
     def _handler(self, min_nodes: int, max_nodes: int, read_timeout: float) -> ScalableRendezvousHandler:
-        params = RendezvousParameters("memory", "x", self.run, min_nodes, max_nodes, local_addr="127.0.0.1", **TIMING)
+        params = RendezvousParameters("memory", "x", self.run, min_nodes, max_nodes, local_addr="127.0.0.1",
+                                      **self.timing)
         outage = OutageStore(MemoryStateStore(self.space, self.run))
         store = GuardedStore(outage, "memory", read_timeout=read_timeout)
         self.outages.append(outage)
@@ -350,3 +353,35 @@ def test_a_waiter_whose_join_the_store_lost_takes_no_rank_twice(clusters: Any) -
         waiter.join(20)
         infos.append(result[0])
     assert sorted(i.rank for i in infos) == [0, 1, 2] and {i.world_size for i in infos} == {3}
+
+
+STALE_LINE = "has not answered"
+
+
+def _stale_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if STALE_LINE in r.getMessage()]
+
+
+def test_no_outage_is_reported_before_the_heartbeats_first_observations(
+    clusters: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the default 5-s keep-alive interval the regular observations begin
+    up to 6 s after the round; the early one-off observation is not stale."""
+    cluster = clusters(2, 2, 2, keep_alive_interval=5)
+    run_in_threads(cluster.handlers, lambda h: h.next_rendezvous())
+    caplog.set_level("WARNING", logger="rdzv_core.protocol.handler")
+    assert settle(4.5, cluster.handlers) and not _stale_lines(caplog)
+
+
+def test_a_frozen_store_is_reported_once_and_its_end_once(clusters: Any, caplog: pytest.LogCaptureFixture) -> None:
+    cluster = clusters(2, 2, 2)
+    run_in_threads(cluster.handlers, lambda h: h.next_rendezvous())
+    assert until(lambda: all(h._heartbeat.observed is not None for h in cluster.handlers), 10)  # noqa: SLF001
+    caplog.set_level("WARNING", logger="rdzv_core.protocol.handler")
+    assert not _stale_lines(caplog)
+    cluster.each(OutageStore.freeze)
+    settle(2.0, cluster.handlers[:1])
+    cluster.each(OutageStore.restore)
+    assert until(lambda: cluster.handlers[0].num_nodes_waiting() == 0 and any(
+        "fresh observations again" in r.getMessage() for r in caplog.records), 10)
+    assert len(_stale_lines(caplog)) == 1

@@ -220,7 +220,10 @@ class ScalableRendezvousHandler(RendezvousHandler):
         if seen is None:
             heartbeat.observe_soon()
             return 0
-        self._note_staleness(time.monotonic() - seen.at)
+        # Until the regular observations begin (the heartbeat's second tick,
+        # up to keep_alive_interval + 1 s after the round), the one-off early
+        # observation is as fresh as it can be.
+        self._note_staleness(time.monotonic() - max(seen.at, heartbeat.regular_from))
         return nodes_waiting(member.world_size, self._settings.rounds.max_nodes, seen.taken, seen.back,
                              seen.gone, seen.closed)
 

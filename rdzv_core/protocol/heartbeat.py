@@ -110,6 +110,9 @@ class Heartbeat:
         self._asked = False  # an early observation was requested (observe_soon)
         #: The latest :class:`Observation` (``None`` before the first one).
         self.observed: Observation | None = None
+        #: When the regular observations begin (monotonic; the second tick):
+        #: an observation older than this is not a sign of an outage.
+        self.regular_from = float("inf")
 
     def start(self) -> Heartbeat:
         """Beat every ``interval`` and watch every ``tick`` seconds, in the
@@ -123,6 +126,7 @@ class Heartbeat:
         twice the longest delay.
         """
         first = random.uniform(0.5, 1.0) * min(self._interval, self._ttl / 2)
+        self.regular_from = time.monotonic() + first + self._tick_seconds
         self._task = self._scheduler_in_use().schedule(self._tick, first)
         return self
 

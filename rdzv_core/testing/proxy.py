@@ -10,7 +10,11 @@ point the client at :attr:`FlakyProxy.endpoint`. The proxy can
 * then close (``cut_first``) the first connections it accepts, at once, with
   a TCP reset (``reset=True``) or an orderly close, before a byte reaches
   the server,
-* and forward every later connection to the server unchanged, both ways.
+* and forward every later connection to the server unchanged, both ways;
+* once armed with :meth:`FlakyProxy.cut_reply_of`, pass a request that
+  contains a marker on to the server and close the connection instead of
+  passing the server's reply back: the request was applied, its reply is
+  lost (what a client's retry must survive without applying it twice).
 
 Nothing is mocked: the client talks to the real server through the proxy.
 :func:`timed_connect` and :func:`timed_connect_failure` connect the way
@@ -27,7 +31,7 @@ import socket
 import struct
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
     from rdzv_core.adapter import StateStore
@@ -39,8 +43,9 @@ class FlakyProxy:
 
     Use it as a context manager (or call :meth:`start` and :meth:`stop`).
     ``accepted`` counts the connections accepted, ``cut`` the ones closed
-    without forwarding, and ``refused_until`` is the monotonic time at which
-    the proxy starts to listen.
+    without forwarding, ``replies_cut`` the replies dropped (see
+    :meth:`cut_reply_of`), and ``refused_until`` is the monotonic time at
+    which the proxy starts to listen.
     """
 
     def __init__(self, upstream_host: str, upstream_port: int, cut_first: int = 0, reset: bool = True,
@@ -51,7 +56,10 @@ class FlakyProxy:
         self.refuse_for = refuse_for
         self.accepted = 0
         self.cut = 0
+        self.replies_cut = 0
         self.refused_until = 0.0
+        self._reply_marker = b""
+        self._replies_to_cut = 0
         self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._server.bind(("127.0.0.1", 0))  # bound, not listening: connects are refused
@@ -86,6 +94,26 @@ class FlakyProxy:
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=2)
+
+    def cut_reply_of(self, marker: bytes, times: int = 1) -> None:
+        """Lose the replies of the next ``times`` requests that contain ``marker``.
+
+        Such a request still reaches the server whole; the first bytes the
+        server sends back on that connection are dropped and both sides of
+        the connection are shut down and closed. Works for request/response protocols where a
+        request fits in one read (a Redis command, not a bulk upload).
+        """
+        with self._lock:
+            self._reply_marker = marker
+            self._replies_to_cut = times
+
+    def _claim_reply_cut(self, request: bytes) -> bool:
+        """Whether the reply to ``request`` is to be lost (uses up one of :meth:`cut_reply_of`'s)."""
+        with self._lock:
+            if self._replies_to_cut <= 0 or self._reply_marker not in request:
+                return False
+            self._replies_to_cut -= 1
+            return True
 
     def __enter__(self) -> FlakyProxy:
         return self.start()
@@ -134,6 +162,26 @@ class FlakyProxy:
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         client.close()
 
+    def _requests(self, client: socket.socket, server: socket.socket, reply_lost: threading.Event) -> None:
+        """Copy the client's requests to the server, marking the connection
+        whose reply is to be lost before the request that earns it goes out."""
+        _pump(client, server, before_send=lambda data: self._claim_reply_cut(data) and reply_lost.set())
+
+    def _replies(self, server: socket.socket, client: socket.socket, reply_lost: threading.Event) -> None:
+        """Copy the server's replies to the client, unless the reply is to be lost:
+        then drop it and close both connections."""
+
+        def drop(_data: bytes) -> bool:
+            if not reply_lost.is_set():
+                return False
+            with self._lock:
+                self.replies_cut += 1
+            _close(client)  # shut down first: that wakes the thread reading requests from it
+            _close(server)
+            return True
+
+        _pump(server, client, instead_of_send=drop)
+
     def _forward(self, client: socket.socket) -> None:
         try:
             server = socket.create_connection(self.upstream, timeout=5)
@@ -144,8 +192,9 @@ class FlakyProxy:
         if not self._track(server):
             _close(client)
             return
-        self._spawn(_pump, server, client)
-        _pump(client, server)
+        reply_lost = threading.Event()
+        self._spawn(self._replies, server, client, reply_lost)
+        self._requests(client, server, reply_lost)
 
 
 def timed_connect(harness: AdapterHarness, **conf: Any) -> tuple[StateStore, float]:
@@ -216,13 +265,22 @@ def assert_fails_at_once(harness: AdapterHarness, error_type: type[Exception], w
     return str(error)
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    """Copy ``source`` to ``sink`` until EOF or an error, then pass the EOF on."""
+def _pump(source: socket.socket, sink: socket.socket, before_send: Callable[[bytes], Any] | None = None,
+          instead_of_send: Callable[[bytes], bool] | None = None) -> None:
+    """Copy ``source`` to ``sink`` until EOF or an error, then pass the EOF on.
+
+    ``before_send`` sees each chunk before it is sent; ``instead_of_send``
+    may take a chunk over (returning true), which ends the copy.
+    """
     try:
         while True:
             data = source.recv(65536)
             if not data:
                 break
+            if before_send is not None:
+                before_send(data)
+            if instead_of_send is not None and instead_of_send(data):
+                return
             sink.sendall(data)
     except OSError:
         pass

@@ -68,6 +68,9 @@ TRANSIENT_CODES = frozenset({"UNAVAILABLE", "UNKNOWN", "INTERNAL", "CANCELLED", 
 def _with_hint(details: str) -> str:
     """``details`` plus what the user most likely has to fix."""
     lowered = details.lower()
+    if any(alert in lowered for alert in ("alert_bad_certificate", "alert_certificate_required")):
+        return details + (" (the server refused this client's certificate or its lack of one: give --rdzv-conf "
+                          "cert and key, signed by a CA the server trusts)")
     if any(word in lowered for word in ("ssl", "handshake", "certificate", "socket closed")):
         return details + " (TLS mismatch? check https:// versus http:// and --rdzv-conf cacert/cert/key)"
     if any(word in lowered for word in ("http/2", "http1", "settings frame")):

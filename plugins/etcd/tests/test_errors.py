@@ -151,6 +151,7 @@ def test_missing_client_certificate(tls_etcd_server: EtcdCluster, tls_files: dic
     message = fails(lambda: start(tls_etcd_server.endpoint, cacert=tls_files["ca"]),
                     RendezvousConnectionError, within=5)
     assert tls_etcd_server.members[0].address in message
+    assert "the server refused this client's certificate or its lack of one: give --rdzv-conf cert and key" in message
 
 
 # -- configuration ------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""rdzv adapter for sqlite (see adapter.py)."""
