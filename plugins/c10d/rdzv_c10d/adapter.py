@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch.distributed as dist
     from torch.distributed.elastic.rendezvous import RendezvousParameters
 
+    from rdzv_core.doctor.checks import Check, NetworkTarget
+
 DEFAULT_PORT = 29400
 #: Never a stored value: rdzv writes frames (b"RZ...") and ASCII counters.
 _ABSENT = b"\x00rdzv:absent\x00"
@@ -128,6 +130,19 @@ class C10dStateStore(StateStore):
             store = connect(endpoint.port)
         port = store.port  # the real port when the endpoint said :0
         return cls(store, params.run_id, f"tcp {endpoint.host}:{port}", lambda: connect(port))
+
+    @classmethod
+    def network_targets(cls, params: RendezvousParameters) -> list[NetworkTarget]:
+        """See base class: the TCPStore's address, hosted by an agent of the launch."""
+        from rdzv_c10d.diagnose import network_targets
+
+        return network_targets(params, DEFAULT_PORT)
+
+    def diagnose(self) -> list[Check]:
+        """See base class (:mod:`rdzv_c10d.diagnose`)."""
+        from rdzv_c10d.diagnose import diagnose
+
+        return diagnose(self)
 
     @property
     def endpoint(self) -> str:
