@@ -43,6 +43,7 @@ CORE_KEYS = frozenset(
         "compress_threshold",
         "protocol",
         "cas_backoff_ms",
+        "metrics_port",
     }
 )
 
@@ -168,6 +169,8 @@ class CoreConfig:
     compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD
     protocol: str = DEFAULT_PROTOCOL
     cas_backoff_ms: float = 0.0
+    #: The agent's Prometheus port (0: a free one); ``None``: no metrics (see :mod:`rdzv_core.metrics`).
+    metrics_port: int | None = None
 
     @classmethod
     def from_reader(cls, conf: ConfReader) -> CoreConfig:
@@ -179,7 +182,18 @@ class CoreConfig:
             compress_threshold=conf.integer("compress_threshold", DEFAULT_COMPRESS_THRESHOLD),
             protocol=conf.choice("protocol", PROTOCOLS, DEFAULT_PROTOCOL),
             cas_backoff_ms=conf.seconds("cas_backoff_ms", 0.0, allow_zero=True, unit="milliseconds"),
+            metrics_port=port_number(conf, "metrics_port"),
         )
+
+
+def port_number(conf: ConfReader, key: str) -> int | None:
+    """A TCP port from 0 to 65535, or ``None`` when ``key`` is not given."""
+    if conf.raw(key) is None:
+        return None
+    port = conf.integer(key, 0)
+    if port > 65535:
+        raise conf.error(key, conf.raw(key), "a port number from 0 to 65535 (0: a free port)")
+    return port
 
 
 def load_secret(conf: ConfReader) -> bytes | None:

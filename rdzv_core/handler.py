@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from rdzv_core.adapter import StateStore
     from rdzv_core.backend import RdzvBackend
+    from rdzv_core.metrics import RdzvMetrics
 
 
 def _is_transient_connect_error(adapter_cls: type[StateStore], exc: Exception) -> bool:
@@ -100,20 +101,60 @@ def _core_objects(params: RendezvousParameters, registry: BackendRegistry | None
     from rdzv_core.guarded import GuardedStore
 
     adapter, core = connect_adapter(params, registry)
-    guarded = GuardedStore(adapter, params.backend, core.read_timeout)
+    metrics = None
+    if core.metrics_port is not None:
+        try:
+            metrics = serve_metrics(params, core.metrics_port)
+        except BaseException:
+            adapter.close()
+            raise
+    guarded = GuardedStore(adapter, params.backend, core.read_timeout, metrics)
     codec = FrameCodec(core.secret, core.compress_threshold)
     store = adapter.native_store() or BridgeStore(guarded, timedelta(seconds=core.read_timeout))
     return guarded, codec, store, core
+
+
+def serve_metrics(params: RendezvousParameters, port: int) -> RdzvMetrics:
+    """This agent's metrics, served on ``port`` (0: a free one), logged once."""
+    import logging
+
+    from rdzv_core.metrics import RdzvMetrics
+
+    metrics = RdzvMetrics(params.backend, params.run_id)
+    served = metrics.serve(port)
+    # WARNING, as rdzv-run shows by default: with metrics_port=0 this line is how to find the port.
+    logging.getLogger(__name__).warning("rdzv run '%s': Prometheus metrics on port %d (http://%s:%d/metrics)",
+                                        params.run_id, served, params.local_addr or "localhost", served)
+    return metrics
+
+
+def count_rounds(handler: RendezvousHandler, metrics: RdzvMetrics) -> None:
+    """Count torch's handler's completed rounds and world size in ``metrics``
+    (rdzv's scalable handler counts its own)."""
+    original = handler.next_rendezvous
+
+    def next_rendezvous():  # type: ignore[no-untyped-def]
+        info = original()
+        metrics.joined(info.world_size)
+        return info
+
+    handler.next_rendezvous = next_rendezvous  # type: ignore[method-assign]
 
 
 def create_backend(
     params: RendezvousParameters, registry: BackendRegistry | None = None
 ) -> tuple[RdzvBackend, dist.Store]:
     """The ``(RendezvousBackend, Store)`` pair torch's handler runs on."""
+    backend, store, _metrics = _backend_objects(params, registry)
+    return backend, store
+
+
+def _backend_objects(params: RendezvousParameters, registry: BackendRegistry | None):  # type: ignore[no-untyped-def]
+    """torch's backend, its Store, and the agent's metrics (``None``: off)."""
     from rdzv_core.backend import RdzvBackend
 
     guarded, codec, store, core = _core_objects(params, registry)
-    return RdzvBackend(guarded, params.backend, codec, core.cas_backoff_ms), store
+    return RdzvBackend(guarded, params.backend, codec, core.cas_backoff_ms), store, guarded.metrics
 
 
 def create_rdzv_handler(params: RendezvousParameters, registry: BackendRegistry | None = None) -> RendezvousHandler:
@@ -133,10 +174,12 @@ def create_rdzv_handler(params: RendezvousParameters, registry: BackendRegistry 
         return ScalableRendezvousHandler(params.backend, settings, guarded, store, codec)
     from torch.distributed.elastic.rendezvous.dynamic_rendezvous import create_handler
 
-    backend, store = create_backend(params, registry)
+    backend, store, metrics = _backend_objects(params, registry)
     handler = create_handler(store, backend, params)
     publish_worker_store_every_round(handler)
     answer_waiting_through_outages(handler)
+    if metrics is not None:
+        count_rounds(handler, metrics)
     return handler
 
 
