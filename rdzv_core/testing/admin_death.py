@@ -42,13 +42,14 @@ def _three_agents(log_dir: Path, backend: str, endpoint: str, run_id: str, conf:
     return agents
 
 
-def watch_a_death(log_dir: Path, backend: str, endpoint: str, run_id: str, ttl_beats: int = 16,
+def watch_a_death(log_dir: Path, backend: str, endpoint: str, run_id: str, ttl_beats: int = 30,
                   timeout: float = 180) -> DeathSeen:
     """Kill one of three agents (scalable protocol, 1 s beats, a TTL of
     ``ttl_beats`` s: several ``rdzv status`` runs fit in it on a loaded
-    machine, each 2-4 s) and poll ``rdzv status --json`` until a later round is
+    machine, each 2-8 s; the last call is longer still, so that the
+    survivors' round waits for the death to be recorded) and poll ``rdzv status --json`` until a later round is
     complete; then close the run and check that the survivors exit 0."""
-    conf = {**CONF, "protocol": "scalable", "keep_alive_max_attempt": ttl_beats}
+    conf = {**CONF, "protocol": "scalable", "keep_alive_max_attempt": ttl_beats, "last_call_timeout": ttl_beats + 10}
     agents: list[Agent] = []
     try:
         agents = _three_agents(log_dir, backend, endpoint, run_id, conf, timeout)
