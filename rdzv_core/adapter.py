@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch.distributed as dist
     from torch.distributed.elastic.rendezvous import RendezvousParameters
 
+    from rdzv_core.doctor.checks import Check, NetworkTarget
     from rdzv_core.settings import CoreSettings
 
 #: The version of this contract: ``(major, minor)``. A new minor adds
@@ -302,6 +303,33 @@ class StateStore(ABC):
         """
         return sum(1 for key in self.list_keys("") if self.delete(key))
 
+    # -- diagnosis (the operator's ``rdzv doctor``) ------------------------------------
+
+    @classmethod
+    def network_targets(cls, params: RendezvousParameters, core: CoreSettings) -> list[NetworkTarget]:
+        """Where this adapter would connect for ``params`` (``core``: the core's
+        settings parsed from them, as :meth:`from_params` gets), without connecting:
+        each host and port, with the TLS settings it would use there.
+
+        Optional: ``rdzv doctor`` resolves, connects to and (with TLS)
+        handshakes with each target before the adapter connects. Raise
+        ``ValueError`` for a bad endpoint or conf key, as :meth:`from_params`
+        does. The default returns ``[]``: doctor then says that it cannot
+        check the network path of this backend.
+        """
+        return []
+
+    def diagnose(self) -> list[Check]:
+        """Store-specific checks of this connected adapter, for ``rdzv doctor``:
+        the server's version and capabilities, and the permissions the adapter
+        needs, each exercised on scratch keys of the run (deleted again).
+
+        Optional (the default returns ``[]``). Never raises for a failed
+        check: return a FAIL :class:`~rdzv_core.doctor.checks.Check` naming
+        what is missing and how to fix it. The core adds the generic checks
+        (endpoint, DNS, TCP, TLS, connecting, latency, this node's own side).
+        """
+        return []
 
 
 def contract_problem(declared: object, core: tuple[int, int] = CONTRACT_VERSION) -> str | None:

@@ -1,4 +1,4 @@
-"""The ``rdzv`` command: ``backends``, ``run``, ``new-adapter``, and the operator's ``status``, ``runs``, ``close``, ``purge``."""
+"""The ``rdzv`` command: ``backends``, ``run``, ``new-adapter``, and the operator's ``status``, ``runs``, ``close``, ``purge``, ``doctor``."""
 
 from __future__ import annotations
 

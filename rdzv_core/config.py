@@ -108,6 +108,15 @@ class ConfReader:
             return False
         raise self.error(key, value, "a boolean (true/false, 1/0, yes/no)")
 
+    def port(self, key: str) -> int | None:
+        """A TCP port from 0 to 65535 (0: a free one), or ``None`` when ``key`` is not given."""
+        if self.raw(key) is None:
+            return None
+        port = self.integer(key, 0)
+        if port > 65535:
+            raise self.error(key, self.raw(key), "a port number from 0 to 65535 (0: a free port)")
+        return port
+
     def choice(self, key: str, choices: Iterable[str], default: str) -> str:
         """One of ``choices`` (case-insensitive)."""
         options = tuple(choices)

@@ -25,10 +25,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from rdzv_core.adapter import CasResult, StateStore, Token, Versioned
 from rdzv_core.retry import Backoff, Deadline
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rdzv_core.metrics import RdzvMetrics
 
 T = TypeVar("T")
 
@@ -80,8 +83,16 @@ class GuardedStore:
         adapter: StateStore,
         backend_name: str,
         read_timeout: float,
+        metrics: RdzvMetrics | None = None,
     ) -> None:
         self.adapter = adapter
+        #: Where operations are counted (``None``: nowhere). With metrics, the
+        #: instance's ``_call`` and ``cas`` are measured wrappers of the class's;
+        #: without, the class's own run and a call costs nothing more.
+        self.metrics = metrics
+        if metrics is not None:
+            self._call = self._measured_call  # type: ignore[method-assign]
+            self.cas = self._measured_cas  # type: ignore[method-assign]
         self.backend_name = backend_name
         self.read_timeout = read_timeout
         self._unsent_errors = adapter.unsent_errors
@@ -147,6 +158,29 @@ class GuardedStore:
         return self._retry(operation, key, lambda: call(*args), first,
                            deadline or Deadline(self.read_timeout, started), retry_if or self._is_retryable)
 
+    def _measured_call(self, operation: str, key: str | None, call: Callable[..., T], args: tuple[Any, ...],
+                       deadline: Deadline | None, retry_if: Callable[[BaseException], bool] | None = None) -> T:
+        """:meth:`_call`, timed and counted in :attr:`metrics`."""
+        return self._measured(operation, lambda: GuardedStore._call(self, operation, key, call, args, deadline,
+                                                                    retry_if))
+
+    def _measured_cas(self, key: str, token: Token | None, value: bytes, landed: Callable[[Versioned | None], bool],
+                      deadline: Deadline | None = None) -> CasResult:
+        """:meth:`cas`, timed and counted in :attr:`metrics`."""
+        return self._measured("cas", lambda: GuardedStore.cas(self, key, token, value, landed, deadline))
+
+    def _measured(self, operation: str, run: Callable[[], T]) -> T:
+        metrics = self.metrics
+        assert metrics is not None
+        started = time.perf_counter()
+        try:
+            return run()
+        except Exception:
+            metrics.failed(operation)
+            raise
+        finally:
+            metrics.observe(operation, time.perf_counter() - started)
+
     def _retry(
         self,
         operation: str,
@@ -161,6 +195,8 @@ class GuardedStore:
         while True:
             if not retry_if(exc):
                 self._give_up(operation, key, exc, self._is_retryable(exc))
+            if self.metrics is not None:
+                self.metrics.retried(operation)
             if not deadline.sleep(backoff.next_delay()):
                 raise self.failure(
                     operation, key,
@@ -283,6 +319,8 @@ class GuardedStore:
                     return CasResult(None, None, False)
                 return CasResult(current.value, current.token, False)
             # The key is exactly as before our attempt: it did not land; send it again.
+            if self.metrics is not None:
+                self.metrics.retried("cas")
             if not deadline.sleep(backoff.next_delay()):
                 raise self.failure(
                     "cas", key,

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rdzv_core.backend import RdzvBackend
     from rdzv_core.codec import FrameCodec
     from rdzv_core.guarded import GuardedStore
+    from rdzv_core.metrics import RdzvMetrics
 
 
 def _is_transient_connect_error(adapter_cls: type[StateStore], exc: Exception) -> bool:
@@ -110,7 +111,15 @@ def guard_adapter(adapter: StateStore, core: CoreSettings) -> tuple[GuardedStore
     from rdzv_core.codec import FrameCodec
     from rdzv_core.guarded import GuardedStore
 
-    return GuardedStore(adapter, core.backend, core.read_timeout), FrameCodec(core.secret, core.compress_threshold)
+    metrics = None
+    if core.metrics_port is not None:
+        try:
+            metrics = serve_metrics(core)
+        except BaseException:
+            adapter.close()
+            raise
+    guarded = GuardedStore(adapter, core.backend, core.read_timeout, metrics)
+    return guarded, FrameCodec(core.secret, core.compress_threshold)
 
 
 def agent_store(adapter: StateStore, guarded: GuardedStore, core: CoreSettings) -> dist.Store:
@@ -126,6 +135,33 @@ def wrap_adapter(adapter: StateStore, core: CoreSettings) -> tuple[GuardedStore,
     """The adapter as the core and torch use it: (guarded store, codec, c10d Store)."""
     guarded, codec = guard_adapter(adapter, core)
     return guarded, codec, agent_store(adapter, guarded, core)
+
+
+def serve_metrics(core: CoreSettings) -> RdzvMetrics:
+    """This agent's metrics, served on ``core.metrics_port`` (0: a free one), logged once."""
+    import logging
+
+    from rdzv_core.metrics import RdzvMetrics
+
+    metrics = RdzvMetrics(core.backend, core.run_id)
+    served = metrics.serve(core.metrics_port or 0)
+    # WARNING, as rdzv-run shows by default: with metrics_port=0 this line is how to find the port.
+    logging.getLogger(__name__).warning("rdzv run '%s': Prometheus metrics on port %d (http://%s:%d/metrics)",
+                                        core.run_id, served, core.local_addr or "localhost", served)
+    return metrics
+
+
+def count_rounds(handler: RendezvousHandler, metrics: RdzvMetrics) -> None:
+    """Count torch's handler's completed rounds and world size in ``metrics``
+    (rdzv's scalable handler counts its own)."""
+    original = handler.next_rendezvous
+
+    def next_rendezvous():  # type: ignore[no-untyped-def]
+        info = original()
+        metrics.joined(info.world_size)
+        return info
+
+    handler.next_rendezvous = next_rendezvous  # type: ignore[method-assign]
 
 
 def create_backend(
@@ -162,6 +198,8 @@ def create_rdzv_handler(params: RendezvousParameters, registry: BackendRegistry 
     handler = create_handler(store, RdzvBackend(guarded, core.backend, codec, core.cas_backoff_ms), params)
     publish_worker_store_every_round(handler)
     answer_waiting_through_outages(handler)
+    if guarded.metrics is not None:
+        count_rounds(handler, guarded.metrics)
     return handler
 
 

@@ -13,7 +13,8 @@ whose rendezvous closed (``RendezvousGracefulExitError``) returns ``None``
 from its run, and torch's launcher then fails on ``None.is_failed()`` with
 exit status 1. Under ``rdzv-run`` such an agent prints one line and exits 0
 (:func:`end_spares_cleanly`), and its agents end a job whose rendezvous was
-closed by hand (``rdzv close``) with status 0 (:func:`end_jobs_on_close`).
+closed by hand (``rdzv close``) with status 0 (:func:`end_jobs_on_close`),
+also those re-joining at that moment (:func:`end_rejoins_on_close`).
 
 A handler that cannot be created (a bad ``--rdzv-conf`` key or value, a bad
 endpoint, a store that does not answer) ends ``rdzv-run`` with its one-line
@@ -107,7 +108,8 @@ def end_spares_cleanly() -> None:
     def run(self, role: str = api.DEFAULT_ROLE):  # type: ignore[no-untyped-def]
         result = original(self, role)
         if result is None:
-            print(SPARE_EXIT_LINE, file=sys.stderr, flush=True)
+            closed = self.__dict__.get("_rdzv_closed_while_rejoining", False)
+            print(CLOSED_EXIT_LINE if closed else SPARE_EXIT_LINE, file=sys.stderr, flush=True)
             return api.RunResult(state=api.WorkerState.SUCCEEDED)
         return result
 
@@ -177,6 +179,38 @@ def end_jobs_on_close() -> None:
 
     monitor.rdzv_close_watch = True  # type: ignore[attr-defined]
     LocalElasticAgent._monitor_workers = monitor  # type: ignore[method-assign]  # noqa: SLF001
+    end_rejoins_on_close()
+
+
+def end_rejoins_on_close() -> None:
+    """Make an agent that is re-rendezvousing when the run is closed end with
+    status 0, as one whose workers were running does.
+
+    torch's agent restarts its workers (a worker failed, or a node waits)
+    with ``_restart_workers``: stop them, then ``next_rendezvous()``. If the
+    run is closed meanwhile, the handler raises ``RendezvousClosedError``
+    and torch's launcher ends with status 1. Here that error, raised while
+    re-joining (the workers are already stopped), becomes torch's graceful
+    rendezvous exit; the agent's ``run`` (see :func:`end_spares_cleanly`)
+    then prints :data:`CLOSED_EXIT_LINE` and reports success. The first
+    join of a run that is already closed still fails: that job never ran.
+    """
+    from torch.distributed.elastic.agent.server import api
+    from torch.distributed.elastic.rendezvous import RendezvousClosedError, RendezvousGracefulExitError
+
+    original = api.SimpleElasticAgent._restart_workers  # noqa: SLF001
+    if getattr(original, "rdzv_close_watch", False):
+        return
+
+    def restart(self, worker_group):  # type: ignore[no-untyped-def]
+        try:
+            return original(self, worker_group)
+        except RendezvousClosedError as exc:
+            self._rdzv_closed_while_rejoining = True
+            raise RendezvousGracefulExitError(f"{exc} (closed while this agent re-joined)") from exc
+
+    restart.rdzv_close_watch = True  # type: ignore[attr-defined]
+    api.SimpleElasticAgent._restart_workers = restart  # type: ignore[method-assign]  # noqa: SLF001
 
 
 def check_backend(backend: str, registry: BackendRegistry) -> str | None:

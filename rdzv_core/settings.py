@@ -44,6 +44,7 @@ CORE_KEYS = frozenset(
         "compress_threshold",
         "protocol",
         "cas_backoff_ms",
+        "metrics_port",
     }
 )
 
@@ -94,6 +95,8 @@ class CoreSettings:
     compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD
     protocol: str = DEFAULT_PROTOCOL
     cas_backoff_ms: float = 0.0
+    #: The agent's Prometheus port (0: a free one); ``None``: no metrics (see :mod:`rdzv_core.metrics`).
+    metrics_port: int | None = None
     join_timeout: float = DEFAULT_JOIN_TIMEOUT
     last_call_timeout: float = DEFAULT_LAST_CALL_TIMEOUT
     keep_alive_interval: float = DEFAULT_KEEP_ALIVE_INTERVAL
@@ -129,6 +132,7 @@ class CoreSettings:
             compress_threshold=conf.integer("compress_threshold", DEFAULT_COMPRESS_THRESHOLD),
             protocol=conf.choice("protocol", PROTOCOLS, DEFAULT_PROTOCOL),
             cas_backoff_ms=conf.seconds("cas_backoff_ms", 0.0, allow_zero=True, unit="milliseconds"),
+            metrics_port=conf.port("metrics_port"),
             join_timeout=conf.seconds("join_timeout", DEFAULT_JOIN_TIMEOUT),
             last_call_timeout=conf.seconds("last_call_timeout", DEFAULT_LAST_CALL_TIMEOUT, allow_zero=True),
             keep_alive_interval=conf.seconds("keep_alive_interval", DEFAULT_KEEP_ALIVE_INTERVAL),

@@ -1,4 +1,4 @@
-"""The operator's subcommands of ``rdzv``: ``status``, ``runs``, ``close``, ``purge``.
+"""The operator's subcommands of ``rdzv``: ``status``, ``runs``, ``close``, ``purge``, ``doctor``.
 
 Each prints its result, or one ``rdzv <command>: error: ...`` line, and
 returns the exit status (0 done, 1 failed or refused).
@@ -11,7 +11,15 @@ import sys
 import time
 from typing import Callable, TypeVar
 
-from rdzv_core.admin.target import AdminError, Connection, RunTarget, add_target_arguments, connect, target_from
+from rdzv_core.admin.target import (
+    AdminError,
+    Connection,
+    RunTarget,
+    add_target_arguments,
+    connect,
+    env_default,
+    target_from,
+)
 
 T = TypeVar("T")
 #: Seconds between redraws of ``rdzv status --watch``.
@@ -35,6 +43,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     purge.add_argument("--older-than", metavar="AGE",
                        help="only runs last active longer ago than AGE (90s, 10m, 2h, 1d); without --rdzv-id: "
                             "every such run of the store")
+    doctor = sub.add_parser("doctor", help="check this node and the store before a launch (PASS/WARN/FAIL lines)")
+    add_target_arguments(doctor, run_id_required=False)
+    doctor.add_argument("--local-addr", "--local_addr", dest="local_addr", default=env_default("LOCAL_ADDR"),
+                        help="as given to the launcher (env PET_LOCAL_ADDR); default: socket.getfqdn(), as torch")
 
 
 def _with_run(target: RunTarget, work: Callable[[Connection], T], run_id: str | None = None) -> T:
@@ -133,11 +145,29 @@ def purge_command(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def doctor_command(args: argparse.Namespace) -> int:
+    """``rdzv doctor``: one line per check, a summary; 1 if any check failed.
+    Without ``--rdzv-id`` the scratch keys go under torchrun's default run id."""
+    from dataclasses import replace
+
+    from rdzv_core.doctor.checks import exit_status, render
+    from rdzv_core.doctor.run import doctor
+
+    target = target_from(args, run_id_required=False)
+    checks = doctor(replace(target, run_id=target.run_id or DOCTOR_RUN_ID), args.local_addr)
+    print(render(checks))
+    return exit_status(checks)
+
+
+#: torchrun's own default ``--rdzv-id``: doctor's scratch keys go there without one.
+DOCTOR_RUN_ID = "none"
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": status_command,
     "runs": runs_command,
     "close": close_command,
     "purge": purge_command,
+    "doctor": doctor_command,
 }
 
 

@@ -56,22 +56,23 @@ class RunTarget:
                                     self.min_nodes or 1, self.max_nodes or self.min_nodes or 1, **conf)
 
 
-def _env(name: str, default: str | None = None) -> str | None:
+def env_default(name: str, default: str | None = None) -> str | None:
+    """torchrun's environment variable ``PET_<name>``, else ``default``."""
     value = os.environ.get(f"PET_{name}")
     return value if value not in (None, "") else default
 
 
 def add_target_arguments(parser: argparse.ArgumentParser, run_id_required: bool = True) -> None:
     """The launcher's rendezvous flags (with torchrun's ``PET_*`` fallbacks)."""
-    parser.add_argument("--rdzv-backend", "--rdzv_backend", dest="rdzv_backend", default=_env("RDZV_BACKEND"),
+    parser.add_argument("--rdzv-backend", "--rdzv_backend", dest="rdzv_backend", default=env_default("RDZV_BACKEND"),
                         help="as given to the launcher (env PET_RDZV_BACKEND)")
     parser.add_argument("--rdzv-endpoint", "--rdzv_endpoint", dest="rdzv_endpoint",
-                        default=_env("RDZV_ENDPOINT", ""), help="as given to the launcher (env PET_RDZV_ENDPOINT)")
-    parser.add_argument("--rdzv-id", "--rdzv_id", dest="rdzv_id", default=_env("RDZV_ID"),
+                        default=env_default("RDZV_ENDPOINT", ""), help="as given to the launcher (env PET_RDZV_ENDPOINT)")
+    parser.add_argument("--rdzv-id", "--rdzv_id", dest="rdzv_id", default=env_default("RDZV_ID"),
                         help="the run id (env PET_RDZV_ID)" + ("" if run_id_required else "; optional here"))
-    parser.add_argument("--rdzv-conf", "--rdzv_conf", dest="rdzv_conf", default=_env("RDZV_CONF", ""),
+    parser.add_argument("--rdzv-conf", "--rdzv_conf", dest="rdzv_conf", default=env_default("RDZV_CONF", ""),
                         help="k=v,... as given to the launcher (env PET_RDZV_CONF)")
-    parser.add_argument("--nnodes", default=_env("NNODES"),
+    parser.add_argument("--nnodes", default=env_default("NNODES"),
                         help="MIN:MAX or N as given to the launcher (env PET_NNODES); optional")
 
 

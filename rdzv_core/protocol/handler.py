@@ -134,6 +134,8 @@ class ScalableRendezvousHandler(RendezvousHandler):
             self._events.failed("next_rendezvous", exc)
             raise
         self._events.joined(member.round_no, member.rank, member.world_size)
+        if self._store.metrics is not None:
+            self._store.metrics.joined(member.world_size)
         log.info("rdzv run '%s': round %d complete: rank %d of world size %d, in %.1f s", self.get_run_id(),
                  member.round_no, member.rank, member.world_size,
                  time.monotonic() - (deadline - self._settings.rounds.join_timeout))

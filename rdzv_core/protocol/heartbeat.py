@@ -214,9 +214,14 @@ class Heartbeat:
         when the watch says so and move on to the next member."""
         member = self.member
         self._watch, dead = self._watch.read(value, now, self._ttl, self._stall)
+        metrics = self._store.metrics
+        if metrics is not None:
+            metrics.heartbeat_lag.set(now - self._watch.changed_at)
         if not dead:
             return
         if record_death(self._store, member.round_no, self._watched):
+            if metrics is not None:
+                metrics.deaths.inc()
             log.warning("rdzv: member %s of round %s stopped beating", self._watched, member.round_no)
             if self._events is not None:
                 self._events.dead_member(member.round_no, self._watched)

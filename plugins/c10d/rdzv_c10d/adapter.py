@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch.distributed as dist
     from torch.distributed.elastic.rendezvous import RendezvousParameters
 
+    from rdzv_core.doctor.checks import Check, NetworkTarget
     from rdzv_core.settings import CoreSettings
 
 DEFAULT_PORT = 29400
@@ -128,6 +129,19 @@ class C10dStateStore(StateStore):
             store = connect(endpoint.port)
         port = store.port  # the real port when the endpoint said :0
         return cls(store, core.run_id, f"tcp {endpoint.host}:{port}", lambda: connect(port))
+
+    @classmethod
+    def network_targets(cls, params: RendezvousParameters, core: CoreSettings) -> list[NetworkTarget]:
+        """See base class: the TCPStore's address, hosted by an agent of the launch."""
+        from rdzv_c10d.diagnose import network_targets
+
+        return network_targets(core, DEFAULT_PORT)
+
+    def diagnose(self) -> list[Check]:
+        """See base class (:mod:`rdzv_c10d.diagnose`)."""
+        from rdzv_c10d.diagnose import diagnose
+
+        return diagnose(self)
 
     @property
     def endpoint(self) -> str:

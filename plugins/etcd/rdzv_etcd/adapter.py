@@ -38,6 +38,8 @@ from rdzv_etcd.settings import CONF_KEYS, EtcdSettings
 if TYPE_CHECKING:  # pragma: no cover
     from torch.distributed.elastic.rendezvous import RendezvousParameters
 
+    from rdzv_core.doctor.checks import Check, NetworkTarget
+
     from rdzv_core.settings import CoreSettings
     from rdzv_etcd.client import EtcdClient
     from rdzv_etcd.leases import LeaseKeeper
@@ -126,6 +128,19 @@ class EtcdStateStore(StateStore):
             raise
         log.debug("rdzv etcd: connected to %s", member)
         return cls(settings, client, shared=True)
+
+    @classmethod
+    def network_targets(cls, params: RendezvousParameters, core: CoreSettings) -> list[NetworkTarget]:
+        """See base class (:mod:`rdzv_etcd.diagnose`)."""
+        from rdzv_etcd.diagnose import network_targets
+
+        return network_targets(core)
+
+    def diagnose(self) -> list[Check]:
+        """See base class: lease grant, txn, watch and delete on a scratch key (:mod:`rdzv_etcd.diagnose`)."""
+        from rdzv_etcd.diagnose import diagnose
+
+        return diagnose(self)
 
     @staticmethod
     def _new_client(settings: EtcdSettings) -> EtcdClient:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from rdzv_core.testing.admin_death import assert_death_seen, close_while_rejoining, watch_a_death
 from rdzv_core.testing.admin_launch import assert_three_alive, close_a_live_launch, status_of_a_blocked_run
 from rdzv_etcd.testing.servers import EtcdCluster
 
@@ -34,3 +35,12 @@ def test_status_close_and_purge_of_a_live_launch(tmp_path: Path, etcd_server: Et
 def test_status_of_a_run_blocked_at_min_nodes(tmp_path: Path, etcd_server: EtcdCluster, protocol: str) -> None:
     why = status_of_a_blocked_run(tmp_path, "etcd", etcd_server.endpoint, f"admin-blocked-{protocol}", protocol)
     assert why.startswith("1 of min 2 nodes joined round 0; waiting for 1 more"), why
+
+
+def test_status_shows_a_killed_members_beat_ageing_then_the_new_round(tmp_path: Path, etcd_server: EtcdCluster) -> None:
+    seen = watch_a_death(tmp_path, "etcd", etcd_server.endpoint, "admin-death")
+    assert_death_seen(seen)
+
+
+def test_close_while_the_survivors_rejoin_ends_every_agent_with_status_0(tmp_path: Path, etcd_server: EtcdCluster) -> None:
+    close_while_rejoining(tmp_path, "etcd", etcd_server.endpoint, "admin-close-rejoin")

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import redis
     from torch.distributed.elastic.rendezvous import RendezvousParameters
 
+    from rdzv_core.doctor.checks import Check, NetworkTarget
     from rdzv_core.settings import CoreSettings
 
 
@@ -311,6 +312,22 @@ class RedisStateStore(StateStore):
             if batch:
                 deleted += int(self._data.unlink(*batch))
         return deleted
+
+
+    # -- diagnosis (rdzv doctor) -------------------------------------------------------
+
+    @classmethod
+    def network_targets(cls, params: RendezvousParameters, core: CoreSettings) -> list[NetworkTarget]:
+        """See base class (:mod:`rdzv_redis.diagnose`)."""
+        from rdzv_redis.diagnose import network_targets
+
+        return network_targets(core)
+
+    def diagnose(self) -> list[Check]:
+        """See base class: the version, and every command exercised on a scratch key (:mod:`rdzv_redis.diagnose`)."""
+        from rdzv_redis.diagnose import diagnose
+
+        return diagnose(self)
 
 
 def _data_client(client: redis.Redis) -> redis.Redis:

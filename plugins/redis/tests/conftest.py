@@ -77,3 +77,9 @@ def plain_harness(redis_server: RedisServer) -> AdapterHarness:
     return AdapterHarness(RedisStateStore, endpoint=redis_server.endpoint,
                           conf={"read_timeout": 10, "connect_timeout": 5}, backend_name="redis")
 
+
+
+@pytest.fixture(scope="session")
+def acl_credentials() -> tuple[str, str]:
+    """The least-privilege ACL user of :func:`acl_redis_server` and its password."""
+    return ACL_USER, ACL_PASSWORD

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from rdzv_core.testing.admin_death import assert_death_seen, close_while_rejoining, watch_a_death
 from rdzv_core.testing.admin_launch import assert_three_alive, close_a_live_launch, status_of_a_blocked_run
 from rdzv_redis.testing.servers import RedisServer
 
@@ -37,3 +38,12 @@ def test_status_of_a_run_blocked_at_min_nodes(tmp_path: Path, redis_server: Redi
     assert why.startswith("1 of min 2 nodes joined round 0; waiting for 1 more"), why
     if protocol == "scalable":  # its slot carries the join deadline
         assert "; join timeout in " in why, why
+
+
+def test_status_shows_a_killed_members_beat_ageing_then_the_new_round(tmp_path: Path, redis_server: RedisServer) -> None:
+    seen = watch_a_death(tmp_path, "redis", redis_server.endpoint, "admin-death")
+    assert_death_seen(seen)
+
+
+def test_close_while_the_survivors_rejoin_ends_every_agent_with_status_0(tmp_path: Path, redis_server: RedisServer) -> None:
+    close_while_rejoining(tmp_path, "redis", redis_server.endpoint, "admin-close-rejoin")
