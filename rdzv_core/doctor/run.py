@@ -137,7 +137,8 @@ def _adapter_checks(connection: Connection) -> list[Check]:
 def store_checks(target: RunTarget, registry: BackendRegistry) -> tuple[list[Check], list[str]]:
     """The store's side (see the module docstring) and the store's addresses."""
     from rdzv_core.admin.target import AdminError, connect
-    from rdzv_core.config import DEFAULT_CONNECT_TIMEOUT, ConfReader
+    from rdzv_core.config import ConfReader
+    from rdzv_core.settings import DEFAULT_CONNECT_TIMEOUT
 
     found = _endpoint_checks(target, registry)
     if not isinstance(found, tuple):

@@ -71,7 +71,7 @@ def diagnose(adapter: EtcdStateStore) -> list[Check]:
     settings = adapter.settings
     client = adapter._client  # noqa: SLF001 - this plugin's own adapter
     keys = adapter._keys  # noqa: SLF001
-    budget = settings.read_timeout
+    budget = settings.timeouts.read
     full = keys.key(f"doctor/{uuid.uuid4().hex[:8]}")
     shown = full.decode(errors="replace")
     try:

@@ -150,7 +150,7 @@ def diagnose(adapter: RedisStateStore) -> list[Check]:
         (publish, f"on the run's channel {channel}",
          lambda: (client.spublish if sharded else client.publish)(channel, b"rdzv doctor"), None),
         ("SSUBSCRIBE" if sharded else "SUBSCRIBE", f"to the run's channel {channel}",
-         lambda: _subscribe_round_trip(client, channel, sharded, settings.read_timeout), None),
+         lambda: _subscribe_round_trip(client, channel, sharded, settings.timeouts.read), None),
         ("SCAN", "a listing of the run's keys", lambda: adapter.list_keys("doctor/"), None),
         ("DEL", "the scratch key deleted again", lambda: client.delete(data, ns.version(scratch)), None),
     ]
