@@ -45,9 +45,8 @@ from rdzv_core.testing.explorer.properties import Properties
 from rdzv_core.testing.explorer.rules import Rules
 from rdzv_core.testing.explorer.state import (
     _EVENT_INDEX, BEAT, EVENTS, EXITED, IDLE, LIVE, LOCAL, Config, Heart, Join, Member, Node, Round, State, Step,
-    replace_at, is_running,
+    contested, is_running, mark_bytes, replace_at, slot_mark,
 )
-from rdzv_core.protocol.decisions import MARK_SIZE
 
 __all__ = ["Config", "Model", "State", "Step"]
 
@@ -216,16 +215,8 @@ class Model(Events, Properties):
             return out
         steps = self._join_step(s, i, n, j)
         if steps:
-            out.append((j.step in LOCAL and not self._contested(s, i, j), steps))
+            out.append((j.step in LOCAL and not contested(s, i, j), steps))
         return out
-
-    @staticmethod
-    def _contested(s: State, i: int, j: Join) -> bool:
-        """Whether another node is about to write the same slot key (a ticket
-        handed out twice): which value stays depends on the order."""
-        return j.step == "slot" and any(
-            k != i and m.status == LIVE and m.join is not None and m.join.step == "slot"
-            and (m.join.round, m.join.ticket) == (j.round, j.ticket) for k, m in enumerate(s.nodes))
 
     def _own_death(self, s: State, i: int, n: Node, label: str) -> Step:
         """leave(): stop beating, create our own dead marker (then count it)."""
@@ -299,7 +290,7 @@ class Model(Events, Properties):
             admitted = rules.admitted(written, c.min_nodes, c.max_nodes)
             if admitted is None:
                 return [to(j._replace(step="wait"), f"{name} reads slots of round {r}: too few, waits")]
-            marks = b"".join(self._mark(self._slot_mark(rk, t)) for t in admitted)
+            marks = b"".join(mark_bytes(slot_mark(rk, t)) for t in admitted)
             return [to(j._replace(step="seal_cas", admitted=admitted, marks=marks),
                        f"{name} reads slots of round {r}: admits tickets {list(admitted)}")]
         if j.step == "seal_cas":
@@ -315,22 +306,12 @@ class Model(Events, Properties):
         assert j.step == "hint"
         return [to(j._replace(step="wait"), f"{name} writes round hint {r + 1}", s._replace(hint=r + 1))]
 
-    @staticmethod
-    def _slot_mark(rk: Round, ticket: int) -> int:
-        """Which write of its key the value of slot ``ticket`` is."""
-        return next((k for t, k in rk.rewrites if t == ticket), 0)
-
-    @staticmethod
-    def _mark(k: int) -> bytes:
-        """A slot mark as a seal holds it (the real marks are CRCs of the values)."""
-        return k.to_bytes(MARK_SIZE, "big")
-
     def _learn(self, s: State, i: int, n: Node, j: Join, seal: tuple[int, ...], marks: Optional[bytes]) -> list[Step]:
         """The waiter sees the seal: a member (new heartbeat, a phase of its
         own among the others) or on to the next round."""
         name, r = f"n{i}", j.round
         seen = (r, len(seal))
-        rank = self.rules.rank_in_seal(seal, marks, j.ticket, self._mark(j.mark))
+        rank = self.rules.rank_in_seal(seal, marks, j.ticket, mark_bytes(j.mark))
         if rank is None:
             if r + 1 > self.c.max_round:
                 return [Step(f"{name} not admitted to round {r}: next round beyond the bound", None)]
@@ -368,7 +349,7 @@ class Model(Events, Properties):
         if self.rules.announces_hint and s.hint > j.round:
             return [Step(f"{name} polls: hint {s.hint} is past round {j.round}, whose seal is gone: opens again",
                          s._replace(nodes=replace_at(s.nodes, i, n._replace(join=Join("open", j.prev)))))]
-        if self.rules.checks_own_slot and not (rk.slots >> j.ticket & 1 and self._slot_mark(rk, j.ticket) == j.mark):
+        if self.rules.checks_own_slot and not (rk.slots >> j.ticket & 1 and slot_mark(rk, j.ticket) == j.mark):
             return [Step(f"{name} polls: its slot {j.ticket} of round {j.round} is gone or another node's: "
                          "opens again", s._replace(nodes=replace_at(s.nodes, i, n._replace(join=Join("open", j.prev)))))]
         gone = s.rounds[j.round - 1].dead if j.round > 0 else 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
+from rdzv_core.protocol.decisions import MARK_SIZE
+
 BEAT = b"beat"  # what a read of a present alive key returns (see module docstring)
 IDLE, LIVE, DEAD, EXITED = "idle", "live", "dead", "exited"
 #: Join steps independent of every other node's store operations: slot and
@@ -163,3 +165,21 @@ def is_running(n: Node) -> bool:
     """A live member whose workers run (no join under way, not shutting down)."""
     return (n.status == LIVE and n.member is not None and n.join is None and n.ending == 0
             and n.hb is not None and n.hb.round == n.member.round)
+
+
+def contested(s: State, i: int, j: Join) -> bool:
+    """Whether another node is about to write the same slot key as node ``i``
+    (a ticket handed out twice): which value stays depends on the order."""
+    return j.step == "slot" and any(
+        k != i and m.status == LIVE and m.join is not None and m.join.step == "slot"
+        and (m.join.round, m.join.ticket) == (j.round, j.ticket) for k, m in enumerate(s.nodes))
+
+
+def slot_mark(rk: Round, ticket: int) -> int:
+    """Which write of its key the value of slot ``ticket`` is."""
+    return next((k for t, k in rk.rewrites if t == ticket), 0)
+
+
+def mark_bytes(k: int) -> bytes:
+    """A slot mark as a seal holds it (the real marks are CRCs of the values)."""
+    return k.to_bytes(MARK_SIZE, "big")
