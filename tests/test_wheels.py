@@ -156,6 +156,7 @@ def test_a_missing_first_party_backend_names_its_package(user_venv: UserVenv) ->
 
 
 @pytest.mark.launch
+@pytest.mark.timeout(900)  # the fresh venv is built in this test's fixture time on a loaded 2-core machine
 def test_rdzv_run_on_c10d_and_plain_torchrun_on_redis(user_venv: UserVenv, redis_endpoint: str,
                                                       tmp_path: Path) -> None:
     """Two jobs at once (one worker per agent, to spare the machine): two
