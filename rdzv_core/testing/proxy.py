@@ -81,6 +81,8 @@ class FlakyProxy:
     def start(self) -> FlakyProxy:
         """Start the accept loop in a daemon thread."""
         self.refused_until = time.monotonic() + self.refuse_for
+        if self.refuse_for <= 0:
+            self._listen()  # before start() returns: a client connecting at once is not refused
         self._spawn(self._serve)
         return self
 
@@ -137,11 +139,15 @@ class FlakyProxy:
         _close(sock)
         return False
 
-    def _serve(self) -> None:
-        if self._stop.wait(self.refuse_for):
-            return
+    def _listen(self) -> None:
         self._server.listen(64)
         self._server.settimeout(0.1)
+
+    def _serve(self) -> None:
+        if self.refuse_for > 0:
+            if self._stop.wait(self.refuse_for):
+                return
+            self._listen()
         while not self._stop.is_set():
             try:
                 client, _ = self._server.accept()
