@@ -42,19 +42,23 @@ def _three_agents(log_dir: Path, backend: str, endpoint: str, run_id: str, conf:
     return agents
 
 
-def watch_a_death(log_dir: Path, backend: str, endpoint: str, run_id: str, ttl_beats: int = 30,
-                  timeout: float = 180) -> DeathSeen:
-    """Kill one of three agents (scalable protocol, 1 s beats, a TTL of
-    ``ttl_beats`` s: several ``rdzv status`` runs fit in it on a loaded
-    machine, each 2-8 s; the last call is longer still, so that the
-    survivors' round waits for the death to be recorded) and poll ``rdzv status --json`` until a later round is
-    complete; then close the run and check that the survivors exit 0."""
-    conf = {**CONF, "protocol": "scalable", "keep_alive_max_attempt": ttl_beats, "last_call_timeout": ttl_beats + 10}
+def watch_a_death(log_dir: Path, backend: str, endpoint: str, run_id: str, protocol: str = "scalable",
+                  ttl_beats: int = 30, timeout: float = 180) -> DeathSeen:
+    """Kill one of three agents (1 s beats, a TTL of ``ttl_beats`` s: several
+    ``rdzv status`` runs fit in it on a loaded machine, each 2-8 s; the last
+    call is longer still, so that the survivors' round waits for the death
+    to be recorded) and poll ``rdzv status --json`` until a later round is
+    complete; then close the run and check that the survivors exit 0.
+
+    The survivors' workers all-reduce every 0.25 s, so their collective fails
+    at the kill and their agents re-join: on ``protocol=torch`` the round
+    changes only once torch's handler drops the victim's stale heartbeat."""
+    conf = {**CONF, "protocol": protocol, "keep_alive_max_attempt": ttl_beats, "last_call_timeout": ttl_beats + 10}
     agents: list[Agent] = []
     try:
         agents = _three_agents(log_dir, backend, endpoint, run_id, conf, timeout)
         live = status_json(backend, endpoint, run_id, conf)
-        assert_three_alive(live, "scalable")
+        assert_three_alive(live, protocol)
         victim = agents[0]
         seen = DeathSeen(live, victim.process.pid)
         victim.kill()

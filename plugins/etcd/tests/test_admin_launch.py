@@ -37,8 +37,10 @@ def test_status_of_a_run_blocked_at_min_nodes(tmp_path: Path, etcd_server: EtcdC
     assert why.startswith("1 of min 2 nodes joined round 0; waiting for 1 more"), why
 
 
-def test_status_shows_a_killed_members_beat_ageing_then_the_new_round(tmp_path: Path, etcd_server: EtcdCluster) -> None:
-    seen = watch_a_death(tmp_path, "etcd", etcd_server.endpoint, "admin-death")
+@pytest.mark.parametrize("protocol", ["torch", "scalable"])
+def test_status_shows_a_killed_members_beat_ageing_then_the_new_round(tmp_path: Path, etcd_server: EtcdCluster,
+                                                                      protocol: str) -> None:
+    seen = watch_a_death(tmp_path, "etcd", etcd_server.endpoint, f"admin-death-{protocol}", protocol)
     assert_death_seen(seen)
 
 

@@ -40,8 +40,10 @@ def test_status_of_a_run_blocked_at_min_nodes(tmp_path: Path, redis_server: Redi
         assert "; join timeout in " in why, why
 
 
-def test_status_shows_a_killed_members_beat_ageing_then_the_new_round(tmp_path: Path, redis_server: RedisServer) -> None:
-    seen = watch_a_death(tmp_path, "redis", redis_server.endpoint, "admin-death")
+@pytest.mark.parametrize("protocol", ["torch", "scalable"])
+def test_status_shows_a_killed_members_beat_ageing_then_the_new_round(tmp_path: Path, redis_server: RedisServer,
+                                                                      protocol: str) -> None:
+    seen = watch_a_death(tmp_path, "redis", redis_server.endpoint, f"admin-death-{protocol}", protocol)
     assert_death_seen(seen)
 
 
