@@ -10,4 +10,4 @@ parts you need from their modules:
 * :mod:`rdzv_core.testing` -- the conformance suite for adapter authors
 """
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"

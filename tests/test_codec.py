@@ -101,3 +101,62 @@ def test_descends_from_matches_whole_lineage_entries_only() -> None:
     assert third.lineage_bytes == b"BBBBbbbbAAAAaaaa"
     assert third.descends_from(b"AAAAaaaa") and third.descends_from(b"BBBBbbbb")
     assert not third.descends_from(b"bbbbAAAA")  # straddles two entries: not a nonce of the chain
+
+
+def _frame(flags: int, body: bytes) -> bytes:
+    """A frame built by hand (no lineage, unsigned), as another writer would."""
+    import struct
+    import zlib
+
+    head = struct.pack("!2sBB8sB", b"RZ", 1, flags, b"nonce-01", 0)
+    return head + zlib.crc32(body, zlib.crc32(head)).to_bytes(4, "big") + body
+
+
+def test_large_payloads_are_written_lz4_and_zlib_frames_of_rdzv_core_1_0_are_read() -> None:
+    import zlib
+
+    from rdzv_core.codec import FLAG_LZ4, FLAG_ZLIB
+
+    big = b"participant-" * 200
+    data = FrameCodec(compress_threshold=100).encode(big, new_nonce())
+    assert data[3] == FLAG_LZ4 and len(data) < len(big) // 4
+    legacy = _frame(FLAG_ZLIB, zlib.compress(big, 1))
+    assert FrameCodec().decode(legacy).payload == big
+
+
+def test_a_compressed_frame_that_declares_a_huge_payload_is_rejected_before_it_is_inflated(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import zlib
+
+    import lz4.block
+
+    from rdzv_core import codec as codec_module
+
+    lying = bytearray(lz4.block.compress(b"x" * 4096, store_size=True))
+    lying[:4] = (2**31).to_bytes(4, "little")  # a corrupt or forged size: 2 GiB
+    with pytest.raises(FrameError, match="declares 2147483648 bytes"):
+        FrameCodec().decode(_frame(codec_module.FLAG_LZ4, bytes(lying)))
+    monkeypatch.setattr(codec_module, "MAX_PAYLOAD", 1024)
+    with pytest.raises(FrameError, match="longer than 1024 bytes"):
+        FrameCodec().decode(_frame(codec_module.FLAG_ZLIB, zlib.compress(b"\0" * 4096)))
+    with pytest.raises(FrameError, match="compressed payload is corrupt"):
+        FrameCodec().decode(_frame(codec_module.FLAG_LZ4, b"\x10\0\0\0garbage"))
+
+
+def test_a_forked_child_draws_other_nonces_than_its_parent() -> None:
+    """The nonce generator is re-seeded in a forked child: without it, parent
+    and child would write the same nonces and settle each other's writes."""
+    import os
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.write(write_fd, b"".join(new_nonce() for _ in range(4)))
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    child = os.read(read_fd, 64)
+    os.waitpid(pid, 0)
+    parent = b"".join(new_nonce() for _ in range(4))
+    assert len(child) == 32 and child != parent
