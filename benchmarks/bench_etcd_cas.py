@@ -49,7 +49,7 @@ def main() -> None:
     from rdzv_etcd.adapter import EtcdStateStore
     from rdzv_etcd.testing.servers import etcd_cluster
 
-    state = os.urandom(args.size)  # incompressible: the codec's zlib attempt is paid and kept out
+    state = os.urandom(args.size)  # incompressible: the codec's LZ4 attempt is paid and kept out
     with tempfile.TemporaryDirectory() as tmp, etcd_cluster(Path(tmp), fsync=args.fsync) as cluster:
         member = cluster.members[0]
         secret = Path(tmp) / "secret"

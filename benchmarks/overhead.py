@@ -1,7 +1,7 @@
 """1. Overhead of the core: ``RdzvBackend.set_state``/``get_state`` vs the raw client.
 
 For every adapter, the core's backend (framing, CRC, nonce, retry guard,
-token wrapping; zlib above 1 KiB) and a raw client of the same store do the
+token wrapping; LZ4 from 1 KiB) and a raw client of the same store do the
 same operation on the same server, interleaved iteration by iteration (the
 order alternates), so drift in machine load hits both alike. The client
 process is pinned to one CPU and the servers to another where the machine

@@ -101,7 +101,7 @@ def state_plot(rows: Sequence[SizeRow], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     ns = [r.nodes for r in rows]
     ax.plot(ns, [r.torch_blob for r in rows], marker="o", label="torch c10d blob (pickle + base64)")
-    ax.plot(ns, [r.rdzv_frame for r in rows], marker="o", label="rdzv frame (pickle + zlib)")
+    ax.plot(ns, [r.rdzv_frame for r in rows], marker="o", label="rdzv frame (pickle + LZ4)")
     ax.plot(ns, [r.torch_write_wire for r in rows], linestyle="--", label="torch heartbeat write on the wire")
     ax.plot(ns, [r.rdzv_kv_write_wire for r in rows], linestyle="--", label="rdzv Redis/etcd write on the wire")
     _log_axes(ax, "nodes N")

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import idle, overhead, plots, report, rerdzv, scale, statesize, texts, verdicts  # noqa: E402
+from benchmarks import idle, overhead, plots, primitives, report, rerdzv, scale, statesize, texts, verdicts  # noqa: E402
 from benchmarks.agents import Target  # noqa: E402
 from benchmarks.document import Section, render  # noqa: E402
 from benchmarks.machine import describe, load_average  # noqa: E402
@@ -94,7 +94,15 @@ def overhead_section(plan: Plan, servers: Servers) -> tuple[Section, list[verdic
         "`compare_set`/`get`; redis-py `EVALSHA` of a minimal version-checked CAS script / `GET`; an etcd `Txn` on "
         "`mod_revision` / `Range` over the gRPC stubs. *added*: rdzv − raw, µs. *blocks*: the ratio in each fifth "
         "of the run.")
-    return Section("1", "Overhead of the core", texts.OVERHEAD, [table]), verdicts.overhead(rows), rows
+    primitive_rows = primitives.run(servers, servers.workdir, stores, plan.overhead_iterations, plan.overhead_warmup,
+                                    log)
+    second = report.primitives_table(primitive_rows, verdicts.OVERHEAD_TARGET)
+    second.notes.append(
+        f"{plan.overhead_iterations} calls per side after {plan.overhead_warmup} warm-up calls, on one connection. "
+        f"`read_many` reads {primitives.READ_MANY_KEYS} present keys (one `compare_set` per key on TCPStore and "
+        "FileStore, whose `multi_get` waits for a missing key instead of reporting it); `wait_read` reads a "
+        "key that is already there.")
+    return Section("1", "Overhead of the core", texts.OVERHEAD, [table, second]), verdicts.overhead(rows), rows
 
 
 def start_pool(plan: Plan) -> Any:

@@ -5,7 +5,7 @@ node's last heartbeat) and its c10d backend stores it base64-encoded; every
 heartbeat rewrites the whole blob with ``compare_set``, which sends the old
 blob (the expected value) and the new one and gets the current one back.
 rdzv stores the same pickle in a frame (24-byte header plus up to 32
-lineage nonces, zlib level 1 from 1 KiB). The states are torch's own
+lineage nonces, LZ4 from 1 KiB). The states are torch's own
 objects with distinct host names per node (see :mod:`benchmarks.payloads`).
 """
 

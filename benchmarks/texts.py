@@ -28,7 +28,7 @@ server, in the same run, measured by the same instrument:
 
 OVERHEAD = """\
 Per adapter, `RdzvBackend.set_state` (a CAS) and `get_state` — the core's
-framing (CRC32, nonce and lineage, zlib from 1 KiB), fence token, retry and
+framing (CRC32, nonce and lineage, LZ4 from 1 KiB), fence token, retry and
 deadline guard — against a raw client of the same store doing the same
 operation, and against the adapter's own primitive without the core in
 between. The three run interleaved, call by call in rotating order, so
@@ -89,7 +89,7 @@ What one write of the rendezvous state costs as N grows. torch's handler
 pickles the whole state (participants, wait list, every node's last
 heartbeat) and its c10d backend stores it base64-encoded; every heartbeat
 rewrites the whole blob with `compare_set`. rdzv stores the same pickle in
-a frame (header, up to 32 lineage nonces, zlib level 1 from 1 KiB). The
+a frame (header, up to 32 lineage nonces, LZ4 from 1 KiB). The
 states are torch's own objects with a distinct host name per node.
 """
 

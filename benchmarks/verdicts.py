@@ -57,7 +57,7 @@ def overhead(rows: Sequence[OverheadRow]) -> list[Verdict]:
         adapter_part = max(ratio(r.adapter_median_us, r.raw_median_us) for r in group)
         why = (f"worst {fmt_ratio(worst.ratio)} ({worst.op}, {worst.payload}): the core adds "
                f"{min(added):.0f}–{max(added):.0f} µs per call (frame encode/decode with CRC32, a fresh nonce, the "
-               f"fence token, retry/deadline guard and counters, all in Python; zlib from 1 KiB, so the 256-node "
+               f"fence token and retry/deadline guard, all in Python; LZ4 from 1 KiB, so the 256-node "
                f"state pays compression) on a round trip of only {min(r.raw_median_us for r in group):.0f} µs")
         if adapter_part > OVERHEAD_TARGET:
             why += (f"; the adapter alone is already up to {fmt_ratio(adapter_part)} of the raw client: "
